@@ -167,6 +167,8 @@ SETTINGS: tuple[Setting, ...] = (
             "local (all-MiniLM-L6-v2, offline) or openai (text-embedding-3-small)"),
     Setting("OPENAI_API_KEY", "openai_api_key", _text, None,
             "OpenAI key, used only when EMBEDDING_PROVIDER=openai", secret=True),
+    Setting("OPENAI_BASE_URL", "openai_base_url", _url, "https://api.openai.com/v1",
+            "OpenAI API base URL for embeddings (proxies, Azure-compatible gateways, test servers)"),
     Setting("MCP_CONFIG", "mcp_config", _text, "mcp_config.json",
             "path of the MCP server configuration used by the assistant"),
     Setting("PROMPTS_DIR", "prompts_dir", _text, None,
@@ -237,6 +239,7 @@ class Config:
     github_org: str | None
     embedding_provider: str
     openai_api_key: str | None
+    openai_base_url: str
     mcp_config: str
     prompts_dir: str | None
     log_level: str
