@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from docs_mcp.crawl import CrawlReport, SiteCrawler, list_folder, read_folder
 from docs_mcp.index import DocsIndexer
-from docs_mcp.search import list_sources, search_docs
+from docs_mcp.search import DEFAULT_SEMANTIC_WEIGHT, list_sources, search_docs
 from embeddings import EmbeddingProvider, build_provider
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -113,7 +113,7 @@ def cmd_search(ctx: Any, args: argparse.Namespace) -> int:
     import json
 
     provider = provider_from(ctx)
-    weight = 0.5 if args.semantic_weight is None else args.semantic_weight
+    weight = DEFAULT_SEMANTIC_WEIGHT if args.semantic_weight is None else args.semantic_weight
     with ctx.db.session() as session:
         hits = search_docs(session, provider, args.query, source=args.source, limit=args.limit, semantic_weight=weight)
     if args.json:

@@ -8,9 +8,10 @@ question finds almost nothing) and ranks by ``ts_rank_cd`` with title and headin
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from embeddings import EmbeddingProvider, check_compatible
 from sqlalchemy import text
@@ -22,10 +23,11 @@ from docs_mcp.index import TS_CONFIG, vector_column, vector_literal
 RRF_K = 60
 POOL_FACTOR = 4
 MIN_POOL = 40
-DEFAULT_SEMANTIC_WEIGHT = 0.5
+DEFAULT_SEMANTIC_WEIGHT = 0.6
 SearchMode = Literal["hybrid", "vector", "fulltext"]
 # ts_rank_cd weights for {D, C, B, A}: body, -, heading path, title.
-RANK_WEIGHTS = "{0.1, 0.2, 0.4, 1.0}"
+RANK_WEIGHTS = "{0.2, 0.2, 0.4, 1.0}"
+MAX_QUERY_TERMS = 32
 
 
 class DocsQueryError(AthenaeumError):
@@ -175,60 +177,113 @@ def search_docs(
             if mode == "vector":
                 scores[row.id] = 1.0 - float(row.distance)
     if semantic_weight < 1:
-        rows = session.execute(
-            text(
-                f"WITH q AS (SELECT to_tsquery('{TS_CONFIG}', "
-                f"  coalesce(nullif(replace(plainto_tsquery('{TS_CONFIG}', :q)::text, ' & ', ' | '), ''), '''''')"
-                ") AS tsq) "
-                f"SELECT c.id, ts_rank_cd('{RANK_WEIGHTS}', c.tsv, q.tsq, 1) AS rank FROM docs_chunks c, q "
-                "WHERE c.source_id = ANY(:ids) AND c.tsv @@ q.tsq ORDER BY rank DESC, c.id LIMIT :pool"
-            ),
-            {"q": query, "ids": ids, "pool": pool},
-        ).all()
-        for rank, row in enumerate(rows, 1):
-            keyword_ranks[row.id] = rank
+        for rank, (chunk_id, score) in enumerate(_keyword_arm(session, query, ids, pool), 1):
+            keyword_ranks[chunk_id] = rank
             if mode == "fulltext":
-                scores[row.id] = float(row.rank)
+                scores[chunk_id] = score
+    candidates = list(vector_ranks.keys() | keyword_ranks.keys())
+    if not candidates:
+        return []
+    rows = session.execute(
+        text(
+            "SELECT c.id, c.heading, c.text, p.url, p.title, p.source_id, p.id AS page_id "
+            "FROM docs_chunks c JOIN docs_pages p ON p.id = c.page_id WHERE c.id = ANY(:ids)"
+        ),
+        {"ids": candidates},
+    ).mappings()
+    by_id = {r["id"]: r for r in rows}
     if mode == "hybrid":
-        for chunk_id in vector_ranks.keys() | keyword_ranks.keys():
+        # Fuse at the page level: a page whose best passage ranks well in one arm and another passage of it
+        # ranks well in the other is exactly what both arms agree on.
+        page_vector = _page_ranks(vector_ranks, by_id)
+        page_keyword = _page_ranks(keyword_ranks, by_id)
+        for chunk_id in candidates:
             score = 0.0
             if chunk_id in vector_ranks:
                 score += semantic_weight / (RRF_K + vector_ranks[chunk_id])
             if chunk_id in keyword_ranks:
                 score += (1 - semantic_weight) / (RRF_K + keyword_ranks[chunk_id])
             scores[chunk_id] = score
-    if not scores:
-        return []
-    ranked = sorted(scores, key=lambda cid: (-scores[cid], cid))
-    rows = session.execute(
-        text(
-            "SELECT c.id, c.heading, c.text, p.url, p.title, p.source_id, p.id AS page_id "
-            "FROM docs_chunks c JOIN docs_pages p ON p.id = c.page_id WHERE c.id = ANY(:ids)"
-        ),
-        {"ids": ranked},
-    ).mappings()
-    by_id = {r["id"]: r for r in rows}
+        page_scores: dict[int, float] = {}
+        for page_id in page_vector.keys() | page_keyword.keys():
+            score = 0.0
+            if page_id in page_vector:
+                score += semantic_weight / (RRF_K + page_vector[page_id])
+            if page_id in page_keyword:
+                score += (1 - semantic_weight) / (RRF_K + page_keyword[page_id])
+            page_scores[page_id] = score
+    else:
+        page_scores = {}
+        for chunk_id, score in scores.items():
+            page_id = by_id[chunk_id]["page_id"]
+            page_scores[page_id] = max(page_scores.get(page_id, float("-inf")), score)
+    best_chunk: dict[int, int] = {}
+    for chunk_id in sorted(scores, key=lambda cid: (-scores[cid], cid)):
+        best_chunk.setdefault(by_id[chunk_id]["page_id"], chunk_id)
     hits: list[DocHit] = []
-    pages_seen: set[int] = set()
-    for chunk_id in ranked:
-        row = by_id.get(chunk_id)
-        if row is None or row["page_id"] in pages_seen:
-            continue
-        pages_seen.add(row["page_id"])
+    for page_id in sorted(page_scores, key=lambda pid: (-page_scores[pid], pid))[:limit]:
+        row = by_id[best_chunk[page_id]]
         hits.append(
             DocHit(
                 row["url"],
                 row["title"],
                 row["heading"],
                 row["text"],
-                round(scores[chunk_id], 6),
+                round(page_scores[page_id], 6),
                 sources[row["source_id"]],
-                chunk_id,
+                row["id"],
             )
         )
-        if len(hits) == limit:
-            break
     return hits
+
+
+def _page_ranks(chunk_ranks: dict[int, int], rows: dict[int, Any]) -> dict[int, int]:
+    """Each page's rank in one arm: the order in which its first chunk appears."""
+    ranks: dict[int, int] = {}
+    for chunk_id in sorted(chunk_ranks, key=chunk_ranks.__getitem__):
+        ranks.setdefault(rows[chunk_id]["page_id"], len(ranks) + 1)
+    return ranks
+
+
+def _keyword_arm(session: Session, query: str, source_ids: list[int], pool: int) -> list[tuple[int, float]]:
+    """Chunks matching any lexeme of ``query``, ranked by IDF-weighted ``ts_rank_cd`` (title/heading up-weighted).
+
+    Plain full text is weak on questions: requiring every word finds almost nothing, and an untuned OR ranks
+    chunks full of common words ("table", "row") first. Weighting each lexeme's cover-density rank by its
+    inverse document frequency (BM25's IDF) keeps rare, telling words in charge.
+    """
+    stats = session.execute(
+        text(
+            f"SELECT l.lexeme, (SELECT count(*) FROM docs_chunks c WHERE c.source_id = ANY(:ids) "
+            f"AND c.tsv @@ to_tsquery('{TS_CONFIG}', quote_literal(l.lexeme))) AS df "
+            f"FROM unnest(tsvector_to_array(to_tsvector('{TS_CONFIG}', :q))) AS l(lexeme) LIMIT :max_terms"
+        ),
+        {"q": query, "ids": source_ids, "max_terms": MAX_QUERY_TERMS},
+    ).all()
+    terms = [(row.lexeme, int(row.df)) for row in stats if row.df]
+    if not terms:
+        return []
+    total = session.execute(
+        text("SELECT count(*) FROM docs_chunks WHERE source_id = ANY(:ids)"), {"ids": source_ids}
+    ).scalar_one()
+    params: dict[str, object] = {"ids": source_ids, "pool": pool}
+    parts: list[str] = []
+    for i, (lexeme, df) in enumerate(terms):
+        params[f"l{i}"], params[f"w{i}"] = lexeme, math.log(1 + (total - df + 0.5) / (df + 0.5))
+        parts.append(
+            f"CAST(:w{i} AS float8) * ts_rank_cd('{RANK_WEIGHTS}', c.tsv, "
+            f"to_tsquery('{TS_CONFIG}', quote_literal(CAST(:l{i} AS text))), 0)"
+        )
+    params["any"] = " | ".join(f"l{i}" for i in range(len(terms)))
+    any_query = " || ".join(f"to_tsquery('{TS_CONFIG}', quote_literal(CAST(:l{i} AS text)))" for i in range(len(terms)))
+    rows = session.execute(
+        text(
+            f"SELECT c.id, ({' + '.join(parts)}) AS score FROM docs_chunks c "
+            f"WHERE c.source_id = ANY(:ids) AND c.tsv @@ ({any_query}) ORDER BY score DESC, c.id LIMIT :pool"
+        ),
+        {k: v for k, v in params.items() if k != "any"},
+    ).all()
+    return [(row.id, float(row.score)) for row in rows]
 
 
 def get_page(session: Session, url: str, source: str | None = None) -> PageRecord:

@@ -51,7 +51,7 @@ def build_server(db: DatabaseConnection, provider: EmbeddingProvider, *, name: s
         limit: Annotated[int | None, Field(description="Results wanted, 1-25; null = 8.")] = None,
         semantic_weight: Annotated[
             float | None,
-            Field(description="0 = keyword (full-text) ranking only, 1 = meaning (vector) only; null = 0.5 (hybrid)."),
+            Field(description="0 = keyword (full-text) ranking only, 1 = meaning (vector) only; null = 0.6 (hybrid)."),
         ] = None,
     ) -> dict[str, Any]:
         """Search the documentation; each result is the best-matching passage of one page, with its URL and heading."""
