@@ -17,6 +17,7 @@ if str(ROOT / "mcp") not in sys.path:
     sys.path.insert(1, str(ROOT / "mcp"))
 
 import docs_cli  # noqa: E402  (mcp/docs_cli.py)
+import mcp_cli  # noqa: E402  (mcp/mcp_cli.py)
 
 from agent.commands import database as database_commands  # noqa: E402
 from agent.commands import queue as queue_commands  # noqa: E402
@@ -26,7 +27,7 @@ from agent.config import Config  # noqa: E402
 from agent.logging import configure_logging  # noqa: E402
 from database.errors import AthenaeumError  # noqa: E402
 
-COMMAND_MODULES = [run_commands, queue_commands, database_commands, docs_cli]
+COMMAND_MODULES = [run_commands, queue_commands, database_commands, docs_cli, mcp_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:
