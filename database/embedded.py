@@ -64,15 +64,13 @@ class EmbeddedPostgres:
             # the file can go and crash recovery does the rest.
             if not self._remove_stale_pidfile():
                 raise EmbeddedDatabaseError(
-                    f"embedded PostgreSQL did not start ({type(first).__name__}: {first}); "
-                    f"see {self.pgdata / 'log'}"
+                    f"embedded PostgreSQL did not start ({type(first).__name__}: {first}); see {self.pgdata / 'log'}"
                 ) from first
             try:
                 server = self._get_server()
             except Exception as exc:
                 raise EmbeddedDatabaseError(
-                    f"embedded PostgreSQL did not start after removing a stale pid file; "
-                    f"see {self.pgdata / 'log'}"
+                    f"embedded PostgreSQL did not start after removing a stale pid file; see {self.pgdata / 'log'}"
                 ) from exc
         base_uri = server.get_uri()
         self._ensure_database(server)

@@ -87,7 +87,12 @@ def test_workers_resume_after_a_postgresql_restart(private_server: EmbeddedPostg
     db = DatabaseConnection(url)
     gate = threading.Event()
     pool = WorkerPool(
-        3, db, lambda e: gate.wait(0.005), visibility_timeout=3, reaper_interval=0.3, poll_interval=0.3,
+        3,
+        db,
+        lambda e: gate.wait(0.005),
+        visibility_timeout=3,
+        reaper_interval=0.3,
+        poll_interval=0.3,
         retry_base_delay=0.05,
     )
     try:

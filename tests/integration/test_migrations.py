@@ -42,7 +42,9 @@ def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
         assert is_current(db.engine)
         assert current_revisions(db.engine) == head_revisions()
         with db.session() as s:  # the NOTIFY trigger came back too
-            assert s.execute(text("SELECT count(*) FROM pg_trigger WHERE tgname = 'events_notify_insert'")).scalar() == 1
+            assert (
+                s.execute(text("SELECT count(*) FROM pg_trigger WHERE tgname = 'events_notify_insert'")).scalar() == 1
+            )
     finally:
         db.dispose()
 
@@ -55,7 +57,9 @@ def test_create_tables_matches_the_migrations(empty_database_url: str, database_
         columns = {c["name"] for c in inspect(quick.engine).get_columns("events")}
         assert columns == {c["name"] for c in inspect(migrated.engine).get_columns("events")}
         with quick.session() as s:
-            assert s.execute(text("SELECT count(*) FROM pg_trigger WHERE tgname = 'events_notify_insert'")).scalar() == 1
+            assert (
+                s.execute(text("SELECT count(*) FROM pg_trigger WHERE tgname = 'events_notify_insert'")).scalar() == 1
+            )
     finally:
         quick.dispose()
         migrated.dispose()
@@ -64,7 +68,10 @@ def test_create_tables_matches_the_migrations(empty_database_url: str, database_
 def test_offline_sql_for_psql_deployments() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head", "--sql"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
         env={"PATH": "/usr/bin:/bin", "ATHENAEUM_DATA_DIR": "/nonexistent/never-started"},
     )
     assert result.returncode == 0, result.stderr

@@ -24,7 +24,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def logs(db: DatabaseConnection) -> DatabaseConnection:
     with db.session() as s:
-        s.execute(text("CREATE TABLE processed_log (event_id bigint, pid int, at timestamptz DEFAULT clock_timestamp())"))
+        s.execute(
+            text("CREATE TABLE processed_log (event_id bigint, pid int, at timestamptz DEFAULT clock_timestamp())")
+        )
         s.execute(text("CREATE TABLE started_log (event_id bigint, pid int)"))
     return db
 
@@ -36,7 +38,10 @@ def spawn(database_url: str) -> Iterator:
     def _spawn(*args: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.support.pool_process", database_url, *args],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert proc.stdout is not None
         line = proc.stdout.readline()
