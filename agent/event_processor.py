@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, literal, select, tuple_, update
+from sqlalchemy import BigInteger, Float, Integer, Text, bindparam, case, delete, func, literal, select, tuple_, update
 from sqlalchemy import event as sa_event
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,59 @@ _EVENT_COLUMNS = [c for c in Event.__table__.c]
 
 def _seconds(value: float) -> Any:
     return func.make_interval(0, 0, 0, 0, 0, 0, literal(float(value)))
+
+
+def _interval_seconds(name: str) -> Any:
+    return func.make_interval(0, 0, 0, 0, 0, 0, bindparam(name, type_=Float))
+
+
+# The hot statements are built once with bind parameters: building and cache-keying a statement per
+# call cost more client CPU than the round trip to PostgreSQL.
+_CLAIM = (
+    update(Event)
+    .where(
+        Event.id.in_(
+            select(Event.id)
+            .where(Event.status == "pending", Event.run_after <= _now())
+            .order_by(Event.run_after, Event.id)
+            .limit(bindparam("limit", type_=Integer))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(
+        status="processing",
+        claimed_by=bindparam("worker_id", type_=Text),
+        claimed_at=_now(),
+        visibility_timeout=_now() + _interval_seconds("lease_seconds"),
+        lease_token=func.nextval("events_lease_token_seq"),
+        attempts=Event.attempts + 1,
+    )
+    .returning(*_EVENT_COLUMNS)
+)
+# (id, lease_token) pairs as two arrays: one statement shape serves a batch of any size.
+_PAIRS = (
+    func.unnest(bindparam("ids", type_=ARRAY(BigInteger)), bindparam("tokens", type_=ARRAY(BigInteger)))
+    .table_valued("id", "token")
+    .render_derived()
+)
+_OWNED = tuple_(Event.id, Event.lease_token).in_(select(_PAIRS.c.id, _PAIRS.c.token)) & (Event.status == "processing")
+_HEARTBEAT = (
+    update(Event)
+    .where(_OWNED)
+    .values(visibility_timeout=_now() + _interval_seconds("lease_seconds"))
+    .returning(Event.id, Event.visibility_timeout)
+)
+_COMPLETE = (
+    update(Event)
+    .where(_OWNED)
+    .values(status="completed", processed_at=_now(), visibility_timeout=None)
+    .returning(Event.id)
+)
+
+
+def _pairs(events: Sequence[EventSnapshot]) -> dict[str, list[int | None]]:
+    return {"ids": [e.id for e in events], "tokens": [e.lease_token for e in events]}
 
 
 def _log_entry(**fields: Any) -> Any:
@@ -163,29 +216,11 @@ class EventProcessor:
 
     def claim_events(self, limit: int) -> list[EventSnapshot]:
         """Claim up to ``limit`` due events in one statement, each with its own lease and token."""
-        due = (
-            select(Event.id)
-            .where(Event.status == "pending", Event.run_after <= _now())
-            .order_by(Event.run_after, Event.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
+        rows = (
+            self._run(_CLAIM, limit=limit, worker_id=self.worker_id, lease_seconds=self.visibility_timeout)
+            .mappings()
+            .all()
         )
-        stmt = (
-            update(Event)
-            .where(Event.id.in_(due))
-            .values(
-                status="processing",
-                claimed_by=self.worker_id,
-                claimed_at=_now(),
-                visibility_timeout=_now() + _seconds(self.visibility_timeout),
-                lease_token=func.nextval("events_lease_token_seq"),
-                attempts=Event.attempts + 1,
-            )
-            .returning(*_EVENT_COLUMNS)
-            .execution_options(synchronize_session=False)
-        )
-        rows = self.session.execute(stmt).mappings().all()
         self.session.commit()
         snapshots = [EventSnapshot.from_row(r) for r in rows]
         snapshots.sort(key=lambda e: (e.run_after, e.id))
@@ -206,14 +241,7 @@ class EventProcessor:
         """Extend several leases in one statement; returns ``{id: new expiry}`` for those still held."""
         if not events:
             return {}
-        stmt = (
-            update(Event)
-            .where(self._owned(events))
-            .values(visibility_timeout=_now() + _seconds(self.visibility_timeout))
-            .returning(Event.id, Event.visibility_timeout)
-            .execution_options(synchronize_session=False)
-        )
-        rows = self.session.execute(stmt).all()
+        rows = self._run(_HEARTBEAT, lease_seconds=self.visibility_timeout, **_pairs(events)).all()
         self.session.commit()
         return {row[0]: row[1] for row in rows}
 
@@ -230,14 +258,7 @@ class EventProcessor:
         """Complete several claimed events in one statement; returns the ids whose lease still held."""
         if not events:
             return set()
-        stmt = (
-            update(Event)
-            .where(self._owned(events))
-            .values(status="completed", processed_at=_now(), visibility_timeout=None)
-            .returning(Event.id)
-            .execution_options(synchronize_session=False)
-        )
-        done = {row[0] for row in self.session.execute(stmt).all()}
+        done = {row[0] for row in self._run(_COMPLETE, **_pairs(events)).all()}
         self.session.commit()
         return done
 
@@ -431,6 +452,11 @@ class EventProcessor:
         return int(self.session.execute(stmt).rowcount or 0)
 
     # ----------------------------------------------------------------------------- helpers
+    def _run(self, statement: Any, **params: Any) -> Any:
+        # Core execution on the session's connection: these statements return rows, not objects,
+        # and the ORM's bulk-update bookkeeping per call would cost more than the query.
+        return self.session.connection().execute(statement, params)
+
     @staticmethod
     def _owned(events: Sequence[EventSnapshot]) -> Any:
         pairs = [(e.id, e.lease_token) for e in events]

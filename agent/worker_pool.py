@@ -25,12 +25,13 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from agent import wakeup
 from agent.config import QueueSettings
@@ -103,10 +104,7 @@ class WorkerPool:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:pool-{next(_pool_numbers)}"
         self.listen = listen
 
-        self._sessions = sessionmaker(
-            bind=db_connection.engine.execution_options(isolation_level="AUTOCOMMIT"),
-            expire_on_commit=False,
-        )
+        self._autocommit_engine = db_connection.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._local = threading.local()
         self._owned_sessions: list[Session] = []
         self._wake = threading.Event()
@@ -242,10 +240,12 @@ class WorkerPool:
 
     # ----------------------------------------------------------------------------- threads
     def _processor(self) -> EventProcessor:
-        # One session per thread for the thread's life: sessions never cross threads.
+        # One session per thread, bound to one autocommit connection held for the thread's life:
+        # each queue statement is then a single round trip, with no pool checkout and no pre-ping
+        # in between. A database error drops the pair (see _db_error) and the next call reconnects.
         proc = getattr(self._local, "processor", None)
         if proc is None:
-            session: Session = self._sessions()
+            session = Session(bind=self._autocommit_engine.connect(), expire_on_commit=False)
             proc = EventProcessor(
                 session,
                 worker_id=f"{self.name}:{threading.current_thread().name}",
@@ -258,14 +258,35 @@ class WorkerPool:
                 self._owned_sessions.append(session)
         return proc
 
-    def _db_error(self, where: str, exc: BaseException, delay: float) -> float:
+    @contextmanager
+    def _short_processor(self) -> Iterator[EventProcessor]:
+        # Worker threads record failures on a pooled connection they give back at once, so a pool
+        # of N workers holds only its three service threads' connections between jobs.
+        session = Session(bind=self._autocommit_engine, expire_on_commit=False)
+        try:
+            yield EventProcessor(
+                session,
+                worker_id=f"{self.name}:{threading.current_thread().name}",
+                visibility_timeout=self.visibility_timeout,
+                retry_base_delay=self.retry_base_delay,
+                max_retry_count=self.max_retry_count,
+            )
+        finally:
+            _close_session_only(session)
+
+    def _db_error(self, where: str, exc: BaseException, delay: float, *, owned: bool = True) -> float:
         with self._stats_lock:
             self._stats["db_errors"] += 1
         _log.warning("database error; backing off", where=where, error=describe_error(exc), retry_in=delay)
-        try:
-            self._processor().session.rollback()
-        except Exception:
-            pass
+        if not owned:
+            return min(delay * 2, DB_RETRY_MAX_DELAY_SECONDS)
+        proc = getattr(self._local, "processor", None)
+        self._local.processor = None
+        if proc is not None:
+            with self._stats_lock:
+                if proc.session in self._owned_sessions:
+                    self._owned_sessions.remove(proc.session)
+            _close_session(proc.session)
         return min(delay * 2, DB_RETRY_MAX_DELAY_SECONDS)
 
     def _dispatch_loop(self) -> None:
@@ -357,7 +378,8 @@ class WorkerPool:
         deadline = time.monotonic() + self.visibility_timeout
         while True:
             try:
-                status = self._processor().fail_event(event, error)
+                with self._short_processor() as proc:
+                    status = proc.fail_event(event, error)
                 break
             except LeaseLostError:
                 self._count("lost_leases")
@@ -368,7 +390,7 @@ class WorkerPool:
                     # The lease has run out: the reaper will count this attempt.
                     _log.error("could not record failure; leaving it to the reaper", error=describe_error(exc))
                     return
-                next_delay = self._db_error("fail", exc, delay)
+                next_delay = self._db_error("fail", exc, delay, owned=False)
                 time.sleep(delay)
                 delay = next_delay
         permanent = isinstance(error, PermanentError)
@@ -483,8 +505,9 @@ class WorkerPool:
         released = 0
         for event in events:
             try:
-                if self._processor().release_event(event):
-                    released += 1
+                with self._short_processor() as proc:
+                    if proc.release_event(event):
+                        released += 1
             except Exception as exc:  # its lease will expire and the reaper returns it
                 _log.warning("could not release lease", event_id=event.id, error=describe_error(exc))
         with self._stats_lock:
@@ -495,14 +518,31 @@ class WorkerPool:
         with self._stats_lock:
             sessions, self._owned_sessions = self._owned_sessions, []
         for session in sessions:
-            try:
-                session.close()
-            except Exception:  # a connection the database already dropped: nothing to give back
-                pass
+            _close_session(session)
 
     def _count(self, name: str) -> None:
         with self._stats_lock:
             self._stats[name] += 1
+
+
+def _close_session_only(session: Session) -> None:
+    try:
+        session.close()
+    except Exception:
+        pass
+
+
+def _close_session(session: Session) -> None:
+    """Close a thread's session and the connection it is bound to, whatever state they are in."""
+    bind = session.bind
+    try:
+        session.close()
+    except Exception:  # a connection the database already dropped: nothing to give back
+        pass
+    try:
+        bind.close()  # type: ignore[union-attr]
+    except Exception:
+        pass
 
 
 def _pick(value: Any, default: Any) -> Any:
