@@ -72,6 +72,26 @@ _CLAIM = (
     )
     .returning(*_EVENT_COLUMNS)
 )
+# One INSERT shape for every enqueue: a NULL key never conflicts, a NULL run_after means now.
+_INSERT = (
+    pg_insert(Event)
+    .values(
+        event_type=bindparam("event_type", type_=Text),
+        payload=bindparam("payload", type_=JSONB),
+        dedupe_key=bindparam("dedupe_key", type_=Text),
+        run_after=func.coalesce(bindparam("run_after", type_=Event.run_after.type), _now()),
+    )
+    .on_conflict_do_nothing(index_elements=[Event.dedupe_key])
+)
+_INSERT_ONE = _INSERT.returning(*_EVENT_COLUMNS)
+_INSERT_MANY = _INSERT.returning(Event.id)
+_BY_KEY = select(*_EVENT_COLUMNS).where(Event.dedupe_key == bindparam("dedupe_key", type_=Text))
+
+
+def _uniform(row: dict[str, Any]) -> dict[str, Any]:
+    return {"dedupe_key": None, "run_after": None, **row}
+
+
 # (id, lease_token) pairs as two arrays: one statement shape serves a batch of any size.
 _PAIRS = (
     func.unnest(bindparam("ids", type_=ARRAY(BigInteger)), bindparam("tokens", type_=ARRAY(BigInteger)))
@@ -160,13 +180,10 @@ class EventProcessor:
         Raises:
             ValueError: ``event_type`` is empty or ``payload`` is not JSON-serialisable.
         """
-        row = self._validated_row(event_type, payload, key, run_after)
-        stmt = pg_insert(Event).values(**row).returning(*_EVENT_COLUMNS)
-        if key is not None:
-            stmt = stmt.on_conflict_do_nothing(index_elements=[Event.dedupe_key])
-        result = self.session.execute(stmt).mappings().first()
+        row = _uniform(self._validated_row(event_type, payload, key, run_after))
+        result = self._run(_INSERT_ONE, **row).mappings().first()
         if result is None:  # duplicate key: report the event that already exists
-            result = self.session.execute(select(*_EVENT_COLUMNS).where(Event.dedupe_key == key)).mappings().one()
+            result = self._run(_BY_KEY, dedupe_key=key).mappings().one()
         else:
             self._wake_after_commit()
         return EventSnapshot.from_row(result)
@@ -188,22 +205,7 @@ class EventProcessor:
             )
         if not rows:
             return []
-        # A uniform set of columns lets one prepared INSERT serve every row.
-        for row in rows:
-            row.setdefault("dedupe_key", None)
-            row.setdefault("run_after", None)
-        stmt = (
-            pg_insert(Event)
-            .values(
-                event_type=bindparam("event_type"),
-                payload=bindparam("payload", type_=JSONB),
-                dedupe_key=bindparam("dedupe_key"),
-                run_after=func.coalesce(bindparam("run_after", type_=Event.run_after.type), _now()),
-            )
-            .on_conflict_do_nothing(index_elements=[Event.dedupe_key])
-            .returning(Event.id)
-        )
-        ids = [r for (r,) in self.session.execute(stmt, rows).all()]
+        ids = [r for (r,) in self.session.execute(_INSERT_MANY, [_uniform(row) for row in rows]).all()]
         if ids:
             self._wake_after_commit()
         return ids

@@ -44,6 +44,7 @@ _log = structlog.get_logger("athenaeum.pool")
 
 DB_RETRY_MAX_DELAY_SECONDS = 5.0
 COMPLETION_BATCH_MAX = 256
+CLAIM_GATHER_SECONDS = 0.002
 _pool_numbers = itertools.count(1)
 
 ProcessFunc = Callable[[EventSnapshot], Any]
@@ -103,6 +104,7 @@ class WorkerPool:
         self.stop_grace_period = float(_pick(stop_grace_period, base.stop_grace_period))
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:pool-{next(_pool_numbers)}"
         self.listen = listen
+        self._gather_target = max(1, size // 2)
 
         self._autocommit_engine = db_connection.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._local = threading.local()
@@ -291,10 +293,20 @@ class WorkerPool:
 
     def _dispatch_loop(self) -> None:
         delay = 0.05
+        backlog = False
         while not self._stopping.is_set():
             with self._slots:
                 while self._in_flight >= self.size and not self._stopping.is_set():
                     self._slots.wait()
+                if backlog:
+                    # More is due than we have workers: give other jobs a moment to finish so one
+                    # claim statement serves several workers. Idle pools never wait here.
+                    deadline = time.monotonic() + CLAIM_GATHER_SECONDS
+                    while self.size - self._in_flight < self._gather_target and not self._stopping.is_set():
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._slots.wait(remaining)
                 free = self.size - self._in_flight
             if self._stopping.is_set():
                 break
@@ -307,6 +319,7 @@ class WorkerPool:
                 delay = next_delay
                 continue
             delay = 0.05
+            backlog = len(events) == free
             if events:
                 self._submit(events)
                 continue
