@@ -14,7 +14,7 @@ Format (``servers``; ``mcpServers`` is accepted too, as Claude Desktop writes it
     }
 
 ``${NAME}`` (or ``${NAME:-default}``) in any string is replaced from the environment mapping the caller
-passes (this module never reads ``os.environ``); ``$$`` is a literal ``$``. Unknown keys, wrong types and
+passes (this module never reads the process environment); ``$$`` is a literal ``$``. Unknown keys, wrong types and
 unset variables are errors that name the server, the key and the fix.
 """
 
