@@ -22,6 +22,16 @@ def register(sub: Any) -> None:
     p.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     p.add_argument("--host", default="127.0.0.1", help="HTTP only (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="HTTP only (default 8765); the endpoint is /mcp")
+    p.add_argument(
+        "--audience-channel",
+        help="slack: answer as if for this channel when a request names none (default: public channels only)",
+    )
+    p.add_argument(
+        "--all-channels",
+        action="store_true",
+        help="slack: trusted local use, show private channels and DMs too (never for a shared deployment)",
+    )
+    p.add_argument("--workspace-url", default="https://slack.com", help="slack: base of permalinks")
     p.set_defaults(handler=cmd_serve)
     p = msub.add_parser("embed-messages", help="compute missing Slack message embeddings (backfill)")
     p.add_argument("--batch", type=int, default=256, help="messages per batch")
@@ -29,7 +39,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_embed_messages)
 
 
-def build_server(name: str, ctx: Any) -> Any:
+def build_server(name: str, ctx: Any, args: argparse.Namespace) -> Any:
     """The MCP server ``name`` built from the command's configuration and database."""
     config = ctx.config
     if name == "github":
@@ -48,13 +58,17 @@ def build_server(name: str, ctx: Any) -> Any:
         from docs_mcp.server import build_server as build_docs
 
         return build_docs(ctx.db, provider)
+    from slack_mcp.audience import Audience
     from slack_mcp.server import build_server as build_slack
 
-    return build_slack(ctx.db, provider)
+    audience = Audience(
+        channel_id=getattr(args, "audience_channel", None), unrestricted=bool(getattr(args, "all_channels", False))
+    )
+    return build_slack(ctx.db, provider, default_audience=audience, workspace_url=args.workspace_url)
 
 
 def cmd_serve(ctx: Any, args: argparse.Namespace) -> int:
-    server = build_server(args.server, ctx)
+    server = build_server(args.server, ctx, args)
     if args.transport == "stdio":
         # stdout belongs to the protocol: everything else (logs, warnings) goes to stderr.
         server.run("stdio")
