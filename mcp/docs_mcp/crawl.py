@@ -76,6 +76,7 @@ class SiteCrawler:
         delay: seconds between requests (``robots.txt``'s ``Crawl-delay`` wins when longer).
         max_pages: stop after this many pages.
         sleep: how to wait (tests pass a recorder).
+        clock: a monotonic clock (tests pass a fake one that only ``sleep`` advances).
     """
 
     def __init__(
@@ -86,6 +87,7 @@ class SiteCrawler:
         delay: float = DEFAULT_DELAY_SECONDS,
         max_pages: int = MAX_PAGES,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.start_url = start_url
         parts = urlsplit(start_url)
@@ -96,7 +98,8 @@ class SiteCrawler:
         self._delay = delay
         self._max_pages = max_pages
         self._sleep = sleep
-        self._last_request = 0.0
+        self._clock = clock
+        self._last_request: float | None = None
         self._robots = RobotFileParser()
         self._robots.parse([])
 
@@ -157,10 +160,11 @@ class SiteCrawler:
         return self._robots.can_fetch(USER_AGENT, url)
 
     def _get(self, url: str) -> httpx.Response | None:
-        wait = self._last_request + self._delay - time.monotonic()
-        if self._last_request and wait > 0:
-            self._sleep(wait)
-        self._last_request = time.monotonic()
+        if self._last_request is not None:
+            wait = self._last_request + self._delay - self._clock()
+            if wait > 0:
+                self._sleep(wait)
+        self._last_request = self._clock()
         try:
             return self._client.get(url)
         except httpx.HTTPError:
