@@ -177,7 +177,8 @@ def _parse_sitemap(content: bytes) -> tuple[list[str], list[str]]:
         root = ET.fromstring(content)
     except ET.ParseError as exc:
         raise CrawlError("the sitemap is not valid XML") from exc
-    children, pages = [], []
+    children: list[str] = []
+    pages: list[str] = []
     for element in root.iter():
         if element.tag.endswith("loc") and element.text:
             parent_is_index = root.tag.endswith("sitemapindex")

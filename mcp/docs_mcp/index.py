@@ -122,7 +122,7 @@ class DocsIndexer:
         started = time.monotonic()
         with self._db.session() as session:
             source_id = self._prepare_source(session)
-            existing = dict(
+            existing: dict[str, str] = dict(
                 session.execute(
                     text("SELECT url, content_hash FROM docs_pages WHERE source_id = :s"), {"s": source_id}
                 ).all()
@@ -252,4 +252,5 @@ class DocsIndexer:
 
 def delete_source(session: Session, name: str) -> bool:
     """Delete a source with its pages and chunks; whether it existed."""
-    return bool(session.execute(text("DELETE FROM docs_sources WHERE name = :n"), {"n": name}).rowcount)
+    result = session.execute(text("DELETE FROM docs_sources WHERE name = :n"), {"n": name})
+    return bool(getattr(result, "rowcount", 0))

@@ -185,14 +185,14 @@ def search_docs(
     candidates = list(vector_ranks.keys() | keyword_ranks.keys())
     if not candidates:
         return []
-    rows = session.execute(
+    chunk_rows = session.execute(
         text(
             "SELECT c.id, c.heading, c.text, p.url, p.title, p.source_id, p.id AS page_id "
             "FROM docs_chunks c JOIN docs_pages p ON p.id = c.page_id WHERE c.id = ANY(:ids)"
         ),
         {"ids": candidates},
     ).mappings()
-    by_id = {r["id"]: r for r in rows}
+    by_id: dict[int, Any] = {r["id"]: r for r in chunk_rows}
     if mode == "hybrid":
         # Fuse at the page level: a page whose best passage ranks well in one arm and another passage of it
         # ranks well in the other is exactly what both arms agree on.

@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from database.errors import AthenaeumError
+
+T = TypeVar("T")
 
 
 class EmbeddingError(AthenaeumError):
@@ -65,6 +67,6 @@ def check_compatible(provider: EmbeddingProvider, stored_model: str, stored_dime
         )
 
 
-def batched(texts: Sequence[str], size: int) -> list[Sequence[str]]:
+def batched(texts: Sequence[T], size: int) -> list[Sequence[T]]:
     """``texts`` cut into consecutive batches of at most ``size``."""
     return [texts[i : i + size] for i in range(0, len(texts), size)]

@@ -42,6 +42,11 @@ def _repo_arg(client: GitHubClient, repo: str | None, required: bool = True) -> 
     return client.resolve_repo(value) if value else None
 
 
+def _required_repo(client: GitHubClient, repo: str | None) -> str:
+    value = clean_text(repo, "repo", max_chars=200, required=True) or ""
+    return client.resolve_repo(value)
+
+
 def _number(value: int | None, name: str = "number") -> int:
     if value is None or value < 1:
         raise ToolInputError(f"{name} must be a positive issue or pull request number")
@@ -120,7 +125,7 @@ def build_server(client: GitHubClient, *, name: str = "athenaeum-github") -> MCP
         first = clamp_int(start_line, "start_line", 1, 1, 10_000_000)
         last = clamp_int(end_line, "end_line", 10_000_000, first, 10_000_000)
         with _github_errors():
-            full = _repo_arg(client, repo)
+            full = _required_repo(client, repo)
             response = client.get(
                 f"repos/{full}/contents/{p}",
                 {"ref": r_ref} if r_ref else None,
@@ -210,7 +215,7 @@ def build_server(client: GitHubClient, *, name: str = "athenaeum-github") -> MCP
         """An issue with its body and comments (long texts cut)."""
         num = _number(number)
         with _github_errors():
-            full = _repo_arg(client, repo)
+            full = _required_repo(client, repo)
             issue = client.get_json(f"repos/{full}/issues/{num}", what=f"issue #{num} in {full}")
             comments, more = client.paginate(
                 f"repos/{full}/issues/{num}/comments", limit=30, what=f"comments of #{num}"
@@ -226,7 +231,7 @@ def build_server(client: GitHubClient, *, name: str = "athenaeum-github") -> MCP
         """A pull request: body, comments, reviews, changed files, and optionally its diff within a budget."""
         num = _number(number)
         with _github_errors():
-            full = _repo_arg(client, repo)
+            full = _required_repo(client, repo)
             pr = client.get_json(f"repos/{full}/pulls/{num}", what=f"pull request #{num} in {full}")
             comments, more = client.paginate(f"repos/{full}/issues/{num}/comments", limit=30, what="comments")
             reviews, _ = client.paginate(f"repos/{full}/pulls/{num}/reviews", limit=30, what="reviews")
@@ -290,7 +295,7 @@ def build_server(client: GitHubClient, *, name: str = "athenaeum-github") -> MCP
             if value is not None:
                 params[key] = value.isoformat().replace("+00:00", "Z")
         with _github_errors():
-            full = _repo_arg(client, repo)
+            full = _required_repo(client, repo)
             commits, more = client.paginate(f"repos/{full}/commits", params, limit=n, what=f"commits of {full}")
         items = [
             {
@@ -340,7 +345,7 @@ def build_server(client: GitHubClient, *, name: str = "athenaeum-github") -> MCP
         """The latest releases: tag, name, date, notes (cut) and URL."""
         n = clamp_int(limit, "limit", 5, 1, 30)
         with _github_errors():
-            full = _repo_arg(client, repo)
+            full = _required_repo(client, repo)
             releases, more = client.paginate(f"repos/{full}/releases", limit=n, what=f"releases of {full}")
         items = [
             {

@@ -390,7 +390,7 @@ def search(
     best = sorted(scores, key=lambda k: (-scores[k], k))[:limit]
     if not best:
         return []
-    rows = (
+    hit_rows = (
         session.execute(
             text(
                 f"SELECT {MESSAGE_COLUMNS}, ch.name AS channel_name FROM slack_messages m "
@@ -402,7 +402,7 @@ def search(
         .mappings()
         .all()
     )
-    by_key = {(r["channel_id"], r["ts"]): r for r in rows}
+    by_key: dict[tuple[str, str], Any] = {(r["channel_id"], r["ts"]): r for r in hit_rows}
     return [(by_key[k], round(scores[k], 6)) for k in best if k in by_key]
 
 

@@ -61,14 +61,15 @@ def build_server(
     fallback = default_audience or Audience()
 
     def audience(ctx: Context | None) -> Audience:
-        meta = None
+        meta: Any = None
         if ctx is not None:
             try:
-                raw = ctx.request_context.meta
+                meta = ctx.request_context.meta
             except (AttributeError, ValueError):
-                raw = None
-            meta = raw.model_dump() if hasattr(raw, "model_dump") else raw
-        return audience_from_meta(meta, fallback)
+                meta = None
+            dump = getattr(meta, "model_dump", None)
+            meta = dump() if callable(dump) else meta
+        return audience_from_meta(meta if isinstance(meta, dict) else None, fallback)
 
     def shape(session: Any, groups: list[tuple[queries.Channel, list[list[Any]]]], budget: int) -> dict[str, Any]:
         """channel → threads → messages within ``budget`` characters; says whether it was cut."""
