@@ -23,6 +23,7 @@ from slack_mcp.refs import ChannelRef, UserRef, parse_channel, parse_user, perma
 RRF_K = 60
 POOL_FACTOR = 4
 MIN_POOL = 40
+NEIGHBOUR_FACTOR = 10
 MESSAGE_COLUMNS = "m.channel_id, m.ts, m.thread_ts, m.user_id, m.bot_id, m.text, m.reply_count, m.subtype"
 TS_CONFIG = "english"
 
@@ -371,15 +372,29 @@ def search(
         vector = "[" + ",".join(f"{x:.7g}" for x in provider.embed([query])[0]) + "]"
         session.execute(text("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)"))
         session.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(pool, 40))})
-        rows = session.execute(
-            text(
+        if channel is not None:
+            # One channel: an exact scan of its messages is small and misses nothing.
+            sql = (
                 "SELECT m.channel_id, m.ts FROM slack_message_embeddings e "
                 "JOIN slack_messages m ON m.channel_id = e.channel_id AND m.ts = e.ts "
                 "JOIN slack_channels ch ON ch.id = m.channel_id "
                 f"WHERE e.model = :model AND e.{column} IS NOT NULL AND {filters} "
                 f"ORDER BY e.{column} <=> CAST(:qv AS vector) LIMIT :pool"
-            ),
-            {**params, "qv": vector, "model": provider.model, "pool": pool},
+            )
+        else:
+            # Nearest neighbours from the HNSW index first (the planner will not use it through joins),
+            # then the audience and filters; the neighbour pool is wide so filtering rarely starves it.
+            sql = (
+                "WITH nn AS MATERIALIZED (SELECT e.channel_id, e.ts, "
+                f"e.{column} <=> CAST(:qv AS vector) AS distance FROM slack_message_embeddings e "
+                f"WHERE e.model = :model ORDER BY e.{column} <=> CAST(:qv AS vector) LIMIT :neighbours) "
+                "SELECT m.channel_id, m.ts FROM nn JOIN slack_messages m ON m.channel_id = nn.channel_id "
+                "AND m.ts = nn.ts JOIN slack_channels ch ON ch.id = m.channel_id "
+                f"WHERE {filters} ORDER BY nn.distance LIMIT :pool"
+            )
+        rows = session.execute(
+            text(sql),
+            {**params, "qv": vector, "model": provider.model, "pool": pool, "neighbours": pool * NEIGHBOUR_FACTOR},
         ).all()
         ranks.append({(r.channel_id, r.ts): i for i, r in enumerate(rows, 1)})
         weights.append(semantic_weight)
