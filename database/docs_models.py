@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, Text, UniqueConstraint, func
+from sqlalchemy import DDL, BigInteger, DateTime, ForeignKey, Index, Integer, Text, UniqueConstraint, event, func
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -91,3 +91,7 @@ class DocsChunk(Base):
             postgresql_ops={"embedding_1536": "vector_cosine_ops"},
         ),
     )
+
+
+# ``create_tables()`` (quick starts without Alembic) needs pgvector before the first vector column.
+event.listen(Base.metadata, "before_create", DDL("CREATE EXTENSION IF NOT EXISTS vector"))
