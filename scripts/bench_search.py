@@ -119,41 +119,44 @@ def bench_synthetic_chunks(ctx: AppContext, provider, count: int, repeats: int) 
         ).scalar_one()
     pages = max(count // 10, 1)
     batch = 2000
-    for start in range(0, count, batch):
-        with ctx.db.session() as session:
-            page_ids = (
-                session.execute(
-                    text(
-                        "INSERT INTO docs_pages (source_id, url, title, content_hash, text) "
-                        "SELECT :s, 'synthetic://' || g, 'page ' || g, '', '' "
-                        "FROM generate_series(:a, :b) g RETURNING id"
-                    ),
-                    {"s": sid, "a": start // 10, "b": min(start + batch, count) // 10},
+    try:
+        for start in range(0, count, batch):
+            stop = min(start + batch, count)
+            with ctx.db.session() as session:
+                first_page = start // 10
+                page_ids = (
+                    session.execute(
+                        text(
+                            "INSERT INTO docs_pages (source_id, url, title, content_hash, text) "
+                            "SELECT :s, 'synthetic://' || g, 'page ' || g, '', '' "
+                            "FROM generate_series(:a, :b) g ORDER BY g RETURNING id"
+                        ),
+                        {"s": sid, "a": first_page, "b": (stop - 1) // 10},
+                    )
+                    .scalars()
+                    .all()
                 )
-                .scalars()
-                .all()
-                if start % 10 == 0
-                else []
-            )
-            rows = []
-            for i in range(start, min(start + batch, count)):
-                body = " ".join(rng.choice(vocab) for _ in range(120))
-                rows.append(
+                rows = [
                     {
-                        "p": page_ids[(i - start) // 10 % max(len(page_ids), 1)] if page_ids else None,
+                        "p": page_ids[i // 10 - first_page],
                         "s": sid,
                         "o": i,
-                        "t": body,
+                        "t": " ".join(rng.choice(vocab) for _ in range(120)),
                         "v": _vector(rng, provider.dimensions),
                     }
+                    for i in range(start, stop)
+                ]
+                session.execute(
+                    text(
+                        f"INSERT INTO docs_chunks (page_id, source_id, ordinal, heading, text, tsv, {column}) "
+                        "VALUES (:p, :s, :o, 'synthetic', :t, to_tsvector('english', :t), CAST(:v AS vector))"
+                    ),
+                    rows,
                 )
-            session.execute(
-                text(
-                    f"INSERT INTO docs_chunks (page_id, source_id, ordinal, heading, text, tsv, {column}) "
-                    "VALUES (:p, :s, :o, 'synthetic', :t, to_tsvector('english', :t), CAST(:v AS vector))"
-                ),
-                rows,
-            )
+    except BaseException:
+        with ctx.db.session() as session:
+            delete_source(session, source)
+        raise
     print(f"built a synthetic index of {count} chunks ({pages} pages) in {time.perf_counter() - started:.0f} s")
     try:
         bench_docs(ctx, provider, source, repeats, f"a synthetic {count}-chunk source")
