@@ -289,7 +289,7 @@ class SlackClient:
             else:
                 response = client.api_call(method, params=_form(params))
         except SlackApiError as exc:
-            raise _from_api_error(method, exc) from exc
+            raise from_api_error(method, exc) from exc
         except SlackClientError as exc:
             raise SlackError(f"{method}: {type(exc).__name__}: {exc}", code="client_error", method=method) from exc
         except _CONNECTION_ERRORS as exc:
@@ -310,7 +310,7 @@ def _form(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _from_api_error(method: str, exc: SlackApiError) -> SlackError:
+def from_api_error(method: str, exc: SlackApiError) -> SlackError:
     response = exc.response
     status = getattr(response, "status_code", 200)
     try:
