@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -31,6 +33,29 @@ _log = structlog.get_logger("athenaeum.slack.socket")
 
 PING_INTERVAL_SECONDS = 10.0
 CONCURRENCY = 10
+STOP_TIMEOUT_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = 10.0
+PING_TIMEOUT_RATIO = 0.8  # websocket-client needs ping_timeout < ping_interval
+
+
+class _SocketModeClient(SocketModeClient):
+    """slack_sdk's client, with a pong timeout: a dead link is noticed within ``ping_timeout``, and the reader
+    wakes that often, so a stop or a reconnect never waits on the library's 10-second default."""
+
+    ping_timeout: float = PING_INTERVAL_SECONDS * PING_TIMEOUT_RATIO
+
+    def _run_current_session(self) -> None:
+        if self.current_session is not None:
+            try:
+                self.current_session.run_forever(
+                    ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
+                    http_proxy_host=self.http_proxy_host, http_proxy_port=self.http_proxy_port,
+                    http_proxy_auth=self.http_proxy_auth, proxy_type=self.proxy_type,
+                )
+            except Exception:
+                self.logger.exception("socket mode session failed; reconnecting")
+                if self.current_session is not None:
+                    self.current_session.close()
 
 
 class SocketModeIngestion:
@@ -47,7 +72,7 @@ class SocketModeIngestion:
     def __init__(self, app_token: str, web_client: WebClient, ingester: Ingester, *,
                  ping_interval: float = PING_INTERVAL_SECONDS, concurrency: int = CONCURRENCY) -> None:
         self.ingester = ingester
-        self.client = SocketModeClient(
+        self.client = _SocketModeClient(
             app_token=app_token,
             web_client=web_client,
             ping_interval=ping_interval,
@@ -55,6 +80,7 @@ class SocketModeIngestion:
             logger=logging.getLogger("athenaeum.slack.socket_mode"),
             on_message_listeners=[self._on_raw_message],
         )
+        self.client.ping_timeout = ping_interval * PING_TIMEOUT_RATIO
         self.client.message_listeners.append(self._on_message)
         self.stats = {"acked": 0, "duplicates": 0, "malformed": 0, "unacked_db_down": 0, "ignored": 0}
         self._stats_lock = threading.Lock()
@@ -65,12 +91,35 @@ class SocketModeIngestion:
             self.client.connect()
         except SlackApiError as exc:  # apps.connections.open refused the app token
             raise from_api_error("apps.connections.open", exc) from exc
-        _log.info("socket mode connected")
+        # connect() only prepares the session; wait until the runner thread has it open, or the SDK's monitor
+        # sees "no socket" and opens a second connection.
+        deadline = time.monotonic() + CONNECT_TIMEOUT_SECONDS
+        while not self.client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _log.info("socket mode connected", connected=self.client.is_connected())
 
-    def stop(self) -> None:
-        """Close the connection and wait for envelopes being processed."""
-        self.client.close()
-        _log.info("socket mode stopped", **self.stats)
+    def stop(self, timeout_seconds: float = STOP_TIMEOUT_SECONDS) -> bool:
+        """Close the connection and wait (bounded) for envelopes being processed; returns whether it finished.
+
+        Unacked envelopes are simply redelivered by Slack to another connection or after a restart.
+        """
+        client = self.client
+        deadline = time.monotonic() + timeout_seconds
+        # slack_sdk's close() disconnects first and stops its session runner second; in between the runner
+        # may call run_forever() again on the closed app, which reconnects and blocks. Stop the runners first.
+        client.closed = True
+        client.auto_reconnect_enabled = False
+        for runner in (client.current_session_runner, client.current_app_monitor, client.message_processor):
+            runner.event.set()
+        session_thread = client.current_session_runner.thread
+        while session_thread is not None and session_thread.is_alive() and time.monotonic() < deadline:
+            _shutdown_session(client.current_session)
+            session_thread.join(0.1)
+        closer = threading.Thread(target=client.close, name="slack-socket-close", daemon=True)
+        closer.start()
+        closer.join(max(0.0, deadline - time.monotonic()))
+        _log.info("socket mode stopped", clean=not closer.is_alive(), **self.stats)
+        return not closer.is_alive()
 
     def is_connected(self) -> bool:
         return bool(self.client.is_connected())
@@ -91,7 +140,7 @@ class SocketModeIngestion:
             except DatabaseUnavailableError:
                 _log.warning("database unavailable; malformed envelope not recorded")
 
-    def _on_message(self, client: SocketModeClient, message: dict[str, Any], raw: str | None) -> None:
+    def _on_message(self, client: Any, message: dict[str, Any], raw: str | None) -> None:
         if not message:
             return  # not JSON: handled by _on_raw_message
         kind = message.get("type")
@@ -150,6 +199,19 @@ class SocketModeIngestion:
             _log.warning("ack not sent", envelope_id=envelope_id, error=type(exc).__name__)
             return
         self._count("acked")
+
+
+def _shutdown_session(session: Any) -> None:
+    """Close a WebSocketApp so that its reader wakes up: closing an fd does not wake a poll() on it, shutdown does."""
+    if session is None:
+        return
+    raw = getattr(getattr(session, "sock", None), "sock", None)
+    if raw is not None:
+        try:
+            raw.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    session.close()
 
 
 def _event_key(payload: Mapping[str, Any]) -> str | None:

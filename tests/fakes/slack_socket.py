@@ -136,6 +136,7 @@ class FakeSocketServer:
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(16)
+        self._listener.settimeout(0.1)  # so the accept loop notices stop()
         self.port = self._listener.getsockname()[1]
         self.connections: list[WsConnection] = []
         self.acks: list[str] = []
@@ -183,8 +184,11 @@ class FakeSocketServer:
         while not self._closed:
             try:
                 sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            sock.settimeout(None)
             number += 1
             try:
                 path = self._handshake(sock)
@@ -197,7 +201,10 @@ class FakeSocketServer:
                 self.cond.notify_all()
             conn.start()
             if self._on_connect is not None:
-                self._on_connect(conn)
+                try:
+                    self._on_connect(conn)
+                except OSError:
+                    conn.drop()
 
     @staticmethod
     def _handshake(sock: socket.socket) -> str:
