@@ -6,11 +6,14 @@ The Slack ingestion thread, the agent and the health server plug in here as thei
 from __future__ import annotations
 
 import argparse
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
 from agent.commands.context import AppContext
+from agent.event_processor import EventProcessor
 from agent.snapshot import EventSnapshot
 from agent.worker_pool import WorkerPool
 
@@ -29,20 +32,53 @@ def log_event(event: EventSnapshot) -> None:
     _log.info("event received", event_id=event.id, event_type=event.event_type)
 
 
-def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
-    ctx.require_current_schema()
+def start_slack(ctx: AppContext) -> Callable[[], None] | None:
+    """Start Socket Mode ingestion and the daily directory sync when Slack is configured; returns a stopper.
+
+    Says clearly which variables are missing otherwise (and runs without Slack).
+    """
     missing = ctx.config.missing_for_slack()
     if missing:
         _log.warning(
-            "Slack is not configured; running workers only",
+            f"Slack ingestion is off: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set",
             missing=", ".join(missing),
-            fix="set SLACK_APP_TOKEN and SLACK_BOT_TOKEN (docs/SLACK_SETUP.md)",
+            fix="set SLACK_APP_TOKEN (xapp-...) and SLACK_BOT_TOKEN (xoxb-...) in the environment or .env",
         )
+        return None
+    from slack.client import SlackClient
+    from slack.socket_handler import start_socket_mode
+    from slack.sync import start_sync_loop
+
+    config = ctx.config
+    assert config.slack_app_token and config.slack_bot_token
+    socket = start_socket_mode(
+        app_token=config.slack_app_token, bot_token=config.slack_bot_token, api_url=config.slack_api_url,
+        db=ctx.db, queue_factory=lambda session: EventProcessor(session, worker_id="slack-socket", config=config),
+        allowed_channels=config.allowed_channels,
+    )
+    stop_sync = threading.Event()
+    start_sync_loop(ctx.db, SlackClient(config.slack_bot_token, base_url=config.slack_api_url), stop_sync,
+                    team_id=socket.ingester.bot.team_id)
+
+    def stop() -> None:
+        stop_sync.set()
+        socket.stop()
+
+    return stop
+
+
+def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
+    ctx.require_current_schema()
+    stop_slack = start_slack(ctx)
     pool = WorkerPool(
         size=getattr(args, "workers", None) or ctx.config.worker_pool_size,
         db_connection=ctx.db,
         process_func=log_event,
         config=ctx.config,
     )
-    pool.run_forever()
+    try:
+        pool.run_forever()
+    finally:
+        if stop_slack is not None:
+            stop_slack()  # stop taking events first; the pool has drained what it claimed
     return 0

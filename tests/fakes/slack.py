@@ -30,6 +30,7 @@ Socket Mode: :meth:`send_envelope`, :meth:`send_raw`, :meth:`disconnect` (``warn
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import socket
@@ -91,6 +92,8 @@ class FakeSlack:
         self._lock = threading.RLock()
         self._history: dict[str, dict[str, dict[str, Any]]] = {}  # channel -> ts -> message
         self._rules: list[_Rule] = []
+        self._version = 0  # bumped on every history change; keys the sorted-history cache
+        self._cache: dict[str, tuple[int, list[dict[str, Any]], list[float]]] = {}
         self._clock = itertools.count(int(time.time()) * 1_000_000)
         self._http: ThreadingHTTPServer | None = None
         self._ws: FakeSocketServer | None = None
@@ -170,6 +173,7 @@ class FakeSlack:
                 message["thread_ts"] = thread_ts
             message.update(fields)
             self._history.setdefault(channel, {})[ts] = message
+            self._version += 1
             if thread_ts and thread_ts != ts:
                 root = self._history[channel].get(thread_ts)
                 if root is not None:
@@ -353,25 +357,52 @@ class FakeSlack:
                 return False
         return True
 
+    def _top_level(self, channel: str) -> tuple[list[dict[str, Any]], list[float]]:
+        """Top-level messages (and broadcasts) of a channel, newest first, with their negated ts for bisect."""
+        cached = self._cache.get(channel)
+        if cached is None or cached[0] != self._version:
+            msgs = [m for m in self._history[channel].values()
+                    if m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast"]
+            msgs.sort(key=lambda m: float(m["ts"]), reverse=True)
+            cached = (self._version, msgs, [-float(m["ts"]) for m in msgs])
+            self._cache[channel] = cached
+        return cached[1], cached[2]
+
     def _m_conversations_history(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = p.get("channel")
         if channel not in self._history:
             return {"ok": False, "error": "channel_not_found"}
-        msgs = [
-            m for m in self._history[channel].values()
-            if (m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast")
-            and self._in_range(m["ts"], p)
-        ]
-        msgs.sort(key=lambda m: float(m["ts"]), reverse=True)
-        return self._page(msgs, p, "messages")
+        msgs, keys = self._top_level(channel)
+        inclusive = str(p.get("inclusive", "false")).lower() in ("1", "true")
+        lo, hi = 0, len(msgs)
+        if p.get("latest"):
+            cut = -float(p["latest"])
+            lo = bisect.bisect_left(keys, cut) if inclusive else bisect.bisect_right(keys, cut)
+        if p.get("oldest"):
+            cut = -float(p["oldest"])
+            hi = bisect.bisect_right(keys, cut) if inclusive else bisect.bisect_left(keys, cut)
+        return self._page(msgs[lo:hi], p, "messages")
+
+    def _threads(self, channel: str) -> dict[str, list[dict[str, Any]]]:
+        key = "threads:" + channel
+        cached = self._cache.get(key)
+        if cached is None or cached[0] != self._version:
+            threads: dict[str, list[dict[str, Any]]] = {}
+            for m in self._history[channel].values():
+                if m.get("thread_ts"):
+                    threads.setdefault(m["thread_ts"], []).append(m)
+            for msgs in threads.values():
+                msgs.sort(key=lambda m: float(m["ts"]))
+            cached = (self._version, threads, [])  # type: ignore[assignment]
+            self._cache[key] = cached  # type: ignore[assignment]
+        return cached[1]  # type: ignore[return-value]
 
     def _m_conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
         channel, ts = p.get("channel"), p.get("ts")
         if channel not in self._history or ts not in self._history[channel]:
             return {"ok": False, "error": "thread_not_found"}
-        msgs = [m for m in self._history[channel].values() if m["ts"] == ts or m.get("thread_ts") == ts]
+        msgs = self._threads(channel).get(ts) or [self._history[channel][ts]]
         msgs = [m for m in msgs if m["ts"] == ts or self._in_range(m["ts"], p)]
-        msgs.sort(key=lambda m: float(m["ts"]))
         return self._page(msgs, p, "messages")
 
     def _m_conversations_list(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -438,6 +469,7 @@ class FakeSlack:
         if msg is None:
             return {"ok": False, "error": "message_not_found"}
         del self._history[p["channel"]][msg["ts"]]
+        self._version += 1
         return {"ok": True, "channel": p["channel"], "ts": msg["ts"]}
 
     def _m_chat_startStream(self, p: dict[str, Any]) -> dict[str, Any]:
