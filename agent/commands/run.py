@@ -6,6 +6,8 @@ The Slack ingestion thread, the agent and the health server plug in here as thei
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -80,5 +82,14 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
         pool.run_forever()
     finally:
         if stop_slack is not None:
-            stop_slack()  # stop taking events first; the pool has drained what it claimed
+            stop_slack()  # the pool has drained; stop taking events (unacked ones are redelivered)
+    stuck = pool.get_stats()["in_flight"]
+    if stuck:
+        # Their leases are released and another worker may already run them; waiting for threads
+        # that ignore `lease_lost` would keep the process from exiting (executor threads are joined
+        # at interpreter exit), so leave now.
+        _log.warning("exiting with jobs still running; their leases were released", in_flight=stuck)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
