@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal, literal_column, or_, select, update
+from sqlalchemy import and_, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -74,51 +74,90 @@ def message_row(record: MessageRecord) -> dict[str, Any]:
     }
 
 
-def _upsert_statement(*, keep_counts: bool) -> Any:
-    stmt = pg_insert(SlackMessage)
-    ex = stmt.excluded
-    target = SlackMessage.__table__.c
-    values: dict[str, Any] = {name: ex[name] for name in _MUTABLE}
-    values["updated_at"] = func.now()
-    if keep_counts:
-        # A live message event carries no reply_count; keep what the store learned from replies.
-        values["reply_count"] = func.greatest(target.reply_count, ex.reply_count)
-        values["latest_reply"] = func.coalesce(ex.latest_reply, target.latest_reply)
-    changed = or_(*[target[name].is_distinct_from(ex[name]) for name in _MUTABLE])
-    return stmt.on_conflict_do_update(
-        index_elements=["channel_id", "ts", "created_at"],
-        set_=values,
-        # Never resurrect a deleted message, and skip rows whose values are unchanged.
-        where=and_(target.is_deleted.is_(False), changed),
+_ARRAY_TYPES = {"channel_id": "text", "ts": "text", "created_at": "timestamptz", "team_id": "text",
+                "user_id": "text", "bot_id": "text", "text": "text", "thread_ts": "text", "subtype": "text",
+                "edited_at": "timestamptz", "reply_count": "int", "latest_reply": "text", "files": "jsonb",
+                "raw": "jsonb"}
+_JSON_COLUMNS = ("files", "raw")
+# One statement per batch with one array per column: compiled once, one round trip, no per-row binds.
+BULK_UPSERT_SQL = text(
+    f"INSERT INTO slack_messages ({', '.join(_ARRAY_TYPES)}) SELECT * FROM unnest("
+    + ", ".join(
+        f"CAST(CAST(:{c} AS text[]) AS jsonb[])" if t == "jsonb" else f"CAST(:{c} AS {t}[])"
+        for c, t in _ARRAY_TYPES.items()
     )
+    + ") ON CONFLICT (channel_id, ts, created_at) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _MUTABLE)
+    + ", updated_at = now() WHERE slack_messages.is_deleted = false AND ("
+    + " OR ".join(f"slack_messages.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in _MUTABLE)
+    + ")"
+)
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    encoded = json.dumps(value, separators=(",", ":"))
+    return json.dumps(clean(value), separators=(",", ":")) if "\\u0000" in encoded else encoded
 
 
 def upsert_messages(session: Session, records: Sequence[MessageRecord]) -> int:
-    """Insert new messages and update changed ones, in batches of multi-row statements; returns len(records)."""
-    stmt = _upsert_statement(keep_counts=False)
+    """Insert new messages and update changed ones (the import path), a batch per statement; returns len(records).
+
+    Rows whose values are unchanged are not rewritten; deleted messages are never resurrected.
+    """
     for start in range(0, len(records), MESSAGE_BATCH):
-        session.execute(stmt, [message_row(r) for r in records[start:start + MESSAGE_BATCH]])
+        batch = records[start:start + MESSAGE_BATCH]
+        columns: dict[str, list[Any]] = {c: [] for c in _ARRAY_TYPES}
+        for r in batch:
+            columns["channel_id"].append(r.channel_id)
+            columns["ts"].append(r.ts)
+            columns["created_at"].append(r.created_at)
+            columns["team_id"].append(r.team_id)
+            columns["user_id"].append(r.user_id)
+            columns["bot_id"].append(r.bot_id)
+            columns["text"].append(clean(r.text))
+            columns["thread_ts"].append(r.thread_ts)
+            columns["subtype"].append(r.subtype)
+            columns["edited_at"].append(r.edited_at)
+            columns["reply_count"].append(r.reply_count)
+            columns["latest_reply"].append(r.latest_reply)
+            columns["files"].append(_json(list(r.files)) if r.files is not None else None)
+            columns["raw"].append(_json(dict(r.raw)))
+        session.execute(BULK_UPSERT_SQL, columns)
     return len(records)
 
 
+# The live path: one prepared-once statement; a live event carries no reply_count, so keep what the store
+# learned from replies. xmax = 0 only on a freshly inserted row: a reply is counted once however often it
+# is redelivered.
+LIVE_UPSERT_SQL = text(
+    f"INSERT INTO slack_messages ({', '.join(_ARRAY_TYPES)}) VALUES ("
+    + ", ".join(f"CAST(:{c} AS jsonb)" if t == "jsonb" else f":{c}" for c, t in _ARRAY_TYPES.items())
+    + ") ON CONFLICT (channel_id, ts, created_at) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _MUTABLE if c not in ("reply_count", "latest_reply"))
+    + ", reply_count = greatest(slack_messages.reply_count, EXCLUDED.reply_count)"
+    + ", latest_reply = coalesce(EXCLUDED.latest_reply, slack_messages.latest_reply)"
+    + ", updated_at = now() WHERE slack_messages.is_deleted = false AND ("
+    + " OR ".join(f"slack_messages.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in _MUTABLE)
+    + ") RETURNING (xmax = 0)"
+)
+BUMP_ROOT_SQL = text(
+    "UPDATE slack_messages SET reply_count = reply_count + 1, "
+    "latest_reply = greatest(coalesce(latest_reply, :ts), :ts), updated_at = now() "
+    "WHERE channel_id = :channel_id AND ts = :root_ts AND created_at = :root_created_at"
+)
+
+
 def _post_message(session: Session, record: MessageRecord) -> None:
-    # xmax = 0 only on a freshly inserted row: count a reply once, however often it is redelivered.
-    stmt = _upsert_statement(keep_counts=True).values(**message_row(record)).returning(literal_column("(xmax = 0)"))
-    row = session.execute(stmt).first()
-    inserted = row is not None and bool(row[0])
+    row = message_row(record)
+    row["files"] = _json(row["files"])
+    row["raw"] = _json(row["raw"])
+    inserted = session.execute(LIVE_UPSERT_SQL, row).scalar()
     if inserted and record.is_reply and record.thread_ts:
-        root_ts = record.thread_ts
-        session.execute(
-            update(SlackMessage)
-            .where(SlackMessage.channel_id == record.channel_id, SlackMessage.ts == root_ts,
-                   SlackMessage.created_at == ts_to_datetime(root_ts))
-            .values(
-                reply_count=SlackMessage.reply_count + 1,
-                latest_reply=func.greatest(func.coalesce(SlackMessage.latest_reply, record.ts), record.ts),
-                updated_at=func.now(),
-            )
-            .execution_options(synchronize_session=False)
-        )
+        session.execute(BUMP_ROOT_SQL, {"ts": record.ts, "channel_id": record.channel_id,
+                                        "root_ts": record.thread_ts,
+                                        "root_created_at": ts_to_datetime(record.thread_ts)})
 
 
 def _change_message(session: Session, record: MessageRecord) -> None:
