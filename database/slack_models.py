@@ -57,9 +57,7 @@ class SlackMessage(Base):
     search: Mapped[Any] = mapped_column(
         TSVECTOR, Computed(f"to_tsvector('{SEARCH_CONFIG}'::regconfig, text)", persisted=True)
     )
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
     __table_args__ = (
         # Thread context: every reply of (channel, thread_ts).
@@ -88,9 +86,7 @@ class SlackChannel(Base):
     member_count: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     raw: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=sa_text("'{}'::jsonb"))
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
     __table_args__ = (Index("ix_slack_channels_name", "name"),)
 
@@ -110,9 +106,7 @@ class SlackUser(Base):
     is_bot: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sa_text("false"))
     deleted: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sa_text("false"))
     raw: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=sa_text("'{}'::jsonb"))
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
 class SlackReaction(Base):
@@ -124,9 +118,7 @@ class SlackReaction(Base):
     ts: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text, primary_key=True)
     user_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
 class SlackImportProgress(Base):
@@ -159,8 +151,7 @@ def message_storage(session: Session) -> str:
         return "postgresql"
     is_hypertable = session.execute(
         sa_text(
-            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables "
-            "WHERE hypertable_name = 'slack_messages')"
+            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'slack_messages')"
         )
     ).scalar_one()
     return "timescaledb" if is_hypertable else "postgresql"

@@ -50,8 +50,9 @@ def seed(fake: FakeSlack, total: int) -> None:
     base = 1_700_000_000
     for i in range(top):
         ts = f"{base + i}.000100"
-        fake.add_message("C1", f"message {i}: the quick brown fox jumps over the lazy dog <@U1> #{i % 97}",
-                         user="U1", ts=ts)
+        fake.add_message(
+            "C1", f"message {i}: the quick brown fox jumps over the lazy dog <@U1> #{i % 97}", user="U1", ts=ts
+        )
         if i < THREAD_ROOTS:
             for j in range(REPLIES_PER_THREAD):
                 fake.add_message("C1", f"reply {j} to {i}", user="U2", ts=f"{base + i}.{200 + j:06d}", thread_ts=ts)
@@ -76,8 +77,13 @@ def bench_import(db: DatabaseConnection, fake: FakeSlack, total: int, page_size:
 
 
 def bench_socket(db: DatabaseConnection, fake: FakeSlack, n: int, rate: float | None) -> tuple[float, list[float]]:
-    handler = start_socket_mode(app_token=fake.app_token, bot_token=fake.bot_token, api_url=fake.api_url, db=db,
-                                queue_factory=lambda s: EventProcessor(s, worker_id="bench"))
+    handler = start_socket_mode(
+        app_token=fake.app_token,
+        bot_token=fake.bot_token,
+        api_url=fake.api_url,
+        db=db,
+        queue_factory=lambda s: EventProcessor(s, worker_id="bench"),
+    )
     try:
         sent: dict[str, float] = {}
         start = time.perf_counter()
@@ -86,8 +92,9 @@ def bench_socket(db: DatabaseConnection, fake: FakeSlack, n: int, rate: float | 
                 due = start + i / rate
                 while time.perf_counter() < due:
                     time.sleep(max(0.0, min(0.001, due - time.perf_counter())))
-            payload = fake.event_callback(ev.message("C2", f"1800000000.{i:06d}", f"live {i}"),
-                                          event_id=f"Ev{uuid.uuid4().hex}")
+            payload = fake.event_callback(
+                ev.message("C2", f"1800000000.{i:06d}", f"live {i}"), event_id=f"Ev{uuid.uuid4().hex}"
+            )
             envelope_id = str(uuid.uuid4())
             sent[envelope_id] = time.perf_counter()
             fake.send_envelope(payload, envelope_id=envelope_id)
@@ -126,20 +133,26 @@ def main() -> int:
             db = DatabaseConnection(bench_url, pool_size=12, max_overflow=4)
             with db.session() as s:
                 version = s.execute(text("SHOW server_version")).scalar_one()
-            print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
-                  f"PostgreSQL {version}")
+            print(
+                f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+                f"PostgreSQL {version}"
+            )
             with FakeSlack() as fake:
                 seed(fake, args.messages)
                 for page_size in (200, 1000):
                     rate = bench_import(db, fake, args.messages, page_size)
                     print(f"import  {args.messages:,} messages, page {page_size:>4}: {rate:>9,.0f} msg/s")
                 burst, lat = bench_socket(db, fake, args.envelopes, None)
-                print(f"socket  burst of {args.envelopes:,} envelopes: {burst:>9,.0f} envelopes/s "
-                      f"(ack p50 {statistics.median(lat):.1f} ms, p99 {percentile(lat, 0.99):.1f} ms under backlog)")
+                print(
+                    f"socket  burst of {args.envelopes:,} envelopes: {burst:>9,.0f} envelopes/s "
+                    f"(ack p50 {statistics.median(lat):.1f} ms, p99 {percentile(lat, 0.99):.1f} ms under backlog)"
+                )
             with FakeSlack() as fake:
                 _, lat = bench_socket(db, fake, args.envelopes, args.rate)
-                print(f"socket  paced {args.rate:.0f}/s x {args.envelopes:,}: ack p50 {statistics.median(lat):.2f} ms, "
-                      f"p99 {percentile(lat, 0.99):.2f} ms")
+                print(
+                    f"socket  paced {args.rate:.0f}/s x {args.envelopes:,}: ack p50 {statistics.median(lat):.2f} ms, "
+                    f"p99 {percentile(lat, 0.99):.2f} ms"
+                )
             db.dispose()
         finally:
             with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

@@ -54,7 +54,11 @@ _log = structlog.get_logger("athenaeum.slack.client")
 
 Sleep = Callable[[float], None]
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    URLError, ConnectionError, http.client.RemoteDisconnected, http.client.IncompleteRead, socket.timeout,
+    URLError,
+    ConnectionError,
+    http.client.RemoteDisconnected,
+    http.client.IncompleteRead,
+    socket.timeout,
     TimeoutError,
 )
 
@@ -68,14 +72,28 @@ class RateLimitRetry(RetryHandler):
         self._sleep = sleep
         self._max_wait = max_wait_seconds
 
-    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
-                   error: Exception | None = None) -> bool:
-        return response is not None and response.status_code == 429 and (
-            retry_after_seconds(response.headers) <= self._max_wait
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return (
+            response is not None
+            and response.status_code == 429
+            and (retry_after_seconds(response.headers) <= self._max_wait)
         )
 
-    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
-                                 response: HttpResponse | None = None, error: Exception | None = None) -> None:
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
         wait = retry_after_seconds(response.headers if response is not None else {})
         _log.info("slack rate limited; waiting", url=request.url, retry_after=wait)
         state.next_attempt_requested = True
@@ -91,12 +109,24 @@ class ServerErrorRetry(RetryHandler):
         self._sleep = sleep
         self._base = base_delay
 
-    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
-                   error: Exception | None = None) -> bool:
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
         return response is not None and 500 <= response.status_code < 600
 
-    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
-                                 response: HttpResponse | None = None, error: Exception | None = None) -> None:
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
         state.next_attempt_requested = True
         self._sleep(backoff_seconds(state.current_attempt, self._base))
         state.increment_current_attempt()
@@ -105,8 +135,14 @@ class ServerErrorRetry(RetryHandler):
 class ConnectionErrorRetry(ServerErrorRetry):
     """Retry requests that got no answer (reads only: a write may have been stored)."""
 
-    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
-                   error: Exception | None = None) -> bool:
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
         return error is not None and not isinstance(error, HTTPError) and isinstance(error, _CONNECTION_ERRORS)
 
 
@@ -172,9 +208,13 @@ class SlackClient:
         self.base_url = base_url
         rate_limit = RateLimitRetry(rate_limit_retries, sleep, max_retry_after_seconds)
         self.reads = WebClient(
-            token=token, base_url=base_url, timeout=timeout_seconds,
+            token=token,
+            base_url=base_url,
+            timeout=timeout_seconds,
             retry_handlers=[
-                rate_limit, ServerErrorRetry(read_retries, sleep), ConnectionErrorRetry(read_retries, sleep),
+                rate_limit,
+                ServerErrorRetry(read_retries, sleep),
+                ConnectionErrorRetry(read_retries, sleep),
             ],
         )
         self.writes = WebClient(token=token, base_url=base_url, timeout=timeout_seconds, retry_handlers=[rate_limit])
@@ -193,8 +233,9 @@ class SlackClient:
         """Call a write method with a JSON body (retried on 429 only); returns the response body."""
         return self._call(self.writes, method, params, as_json=True)
 
-    def paginate(self, method: str, key: str, *, limit: int = PAGE_LIMIT, cursor: str | None = None,
-                 **params: Any) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+    def paginate(
+        self, method: str, key: str, *, limit: int = PAGE_LIMIT, cursor: str | None = None, **params: Any
+    ) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
         """Pages of a cursor-paginated read: yields ``(items, next_cursor)``; ``next_cursor`` is None at the end.
 
         Args:
@@ -214,8 +255,13 @@ class SlackClient:
     def auth_test(self) -> BotIdentity:
         """Who the bot token belongs to."""
         body = self.read("auth.test")
-        return BotIdentity(team_id=body["team_id"], user_id=body["user_id"], bot_id=body.get("bot_id"),
-                           url=body.get("url"), team=body.get("team"))
+        return BotIdentity(
+            team_id=body["team_id"],
+            user_id=body["user_id"],
+            bot_id=body.get("bot_id"),
+            url=body.get("url"),
+            team=body.get("team"),
+        )
 
     def conversation_info(self, channel: str) -> dict[str, Any]:
         """``conversations.info`` of one channel."""
@@ -226,8 +272,15 @@ class SlackClient:
         return dict(self.read("users.info", user=user)["user"])
 
     # ------------------------------------------------------------------ writes
-    def post_message(self, channel: str, text: str, *, thread_ts: str | None = None,
-                     metadata: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    def post_message(
+        self,
+        channel: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
         """``chat.postMessage`` (never retried after a connection error; paced per channel).
 
         Link and media unfurling are off unless ``extra`` turns them on. Returns the response
@@ -247,8 +300,9 @@ class SlackClient:
 
     def update_message(self, channel: str, ts: str, text: str, **extra: Any) -> dict[str, Any]:
         """``chat.update`` (idempotent when re-applied, but still not auto-retried on connection errors)."""
-        return self._call(self.writes, "chat.update", {"channel": channel, "ts": ts, "text": text, **extra},
-                          as_json=True)
+        return self._call(
+            self.writes, "chat.update", {"channel": channel, "ts": ts, "text": text, **extra}, as_json=True
+        )
 
     def delete_message(self, channel: str, ts: str) -> dict[str, Any]:
         """``chat.delete``."""
@@ -281,8 +335,9 @@ class SlackClient:
         if wait > 0:
             self._sleep(wait)
 
-    def _call(self, client: WebClient, method: str, params: Mapping[str, Any], *,
-              as_json: bool = False) -> dict[str, Any]:
+    def _call(
+        self, client: WebClient, method: str, params: Mapping[str, Any], *, as_json: bool = False
+    ) -> dict[str, Any]:
         try:
             if as_json:
                 response = client.api_call(method, json=dict(params))
@@ -295,7 +350,8 @@ class SlackClient:
         except _CONNECTION_ERRORS as exc:
             raise SlackConnectionError(
                 f"{method}: no answer from Slack ({type(exc).__name__}); the outcome is unknown",
-                code="connection_error", method=method,
+                code="connection_error",
+                method=method,
             ) from exc
         return dict(response.data) if isinstance(response.data, dict) else {}
 

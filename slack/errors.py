@@ -15,8 +15,16 @@ from __future__ import annotations
 from database.errors import AthenaeumError
 
 AUTH_ERROR_CODES = frozenset(
-    {"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired", "no_permission",
-     "missing_scope", "not_allowed_token_type"}
+    {
+        "not_authed",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+        "not_allowed_token_type",
+    }
 )
 
 

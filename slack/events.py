@@ -22,8 +22,17 @@ STORED_SUBTYPES = frozenset({None, "bot_message", "thread_broadcast", "file_shar
 #: Message subtypes that can be a question to the assistant (edits, broadcasts and bot posts cannot).
 QUESTION_SUBTYPES = frozenset({None, "file_share"})
 CHANNEL_EVENTS = frozenset(
-    {"channel_created", "channel_rename", "channel_archive", "channel_unarchive", "channel_deleted",
-     "group_rename", "group_archive", "group_unarchive", "group_deleted"}
+    {
+        "channel_created",
+        "channel_rename",
+        "channel_archive",
+        "channel_unarchive",
+        "channel_deleted",
+        "group_rename",
+        "group_archive",
+        "group_unarchive",
+        "group_deleted",
+    }
 )
 FILE_SUMMARY_FIELDS = ("id", "name", "title", "mimetype", "filetype", "size", "permalink")
 
@@ -146,8 +155,14 @@ class Ignored:
 
 
 Effect = (
-    MessagePosted | MessageChanged | MessageDeleted | ReactionChanged | ChannelChanged | MemberJoined
-    | UserChanged | Ignored
+    MessagePosted
+    | MessageChanged
+    | MessageDeleted
+    | ReactionChanged
+    | ChannelChanged
+    | MemberJoined
+    | UserChanged
+    | Ignored
 )
 
 
@@ -176,8 +191,9 @@ def parse_envelope(raw: str | Mapping[str, Any]) -> Envelope:
     if not isinstance(payload, Mapping):
         raise MalformedEventError(f"{kind} envelope's payload is a JSON {type(payload).__name__}, not an object")
     retry = raw.get("retry_attempt")
-    return Envelope(envelope_id, kind, payload, retry if isinstance(retry, int) else 0,
-                    str(raw.get("retry_reason") or ""))
+    return Envelope(
+        envelope_id, kind, payload, retry if isinstance(retry, int) else 0, str(raw.get("retry_reason") or "")
+    )
 
 
 def parse_event_callback(payload: Mapping[str, Any]) -> EventCallback:
@@ -200,8 +216,9 @@ def parse_event_callback(payload: Mapping[str, Any]) -> EventCallback:
     if not isinstance(event_type, str) or not event_type:
         raise MalformedEventError("event has no 'type'")
     event_time = payload.get("event_time")
-    return EventCallback(team_id, event_id, event_type, event, payload,
-                         event_time if isinstance(event_time, int) else None)
+    return EventCallback(
+        team_id, event_id, event_type, event, payload, event_time if isinstance(event_time, int) else None
+    )
 
 
 def _first_authorization_team(payload: Mapping[str, Any]) -> str | None:
@@ -213,8 +230,9 @@ def _first_authorization_team(payload: Mapping[str, Any]) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------- messages
-def message_record(message: Mapping[str, Any], channel_id: str, team_id: str | None = None,
-                   channel_type: str | None = None) -> MessageRecord:
+def message_record(
+    message: Mapping[str, Any], channel_id: str, team_id: str | None = None, channel_type: str | None = None
+) -> MessageRecord:
     """A stored message from a Slack message object (from an event or from history).
 
     Raises:
@@ -243,9 +261,9 @@ def message_record(message: Mapping[str, Any], channel_id: str, team_id: str | N
         edited_at=edited_at,
         reply_count=reply_count if isinstance(reply_count, int) else 0,
         latest_reply=_str(message.get("latest_reply")),
-        files=tuple(
-            {k: f[k] for k in FILE_SUMMARY_FIELDS if k in f} for f in files if isinstance(f, Mapping)
-        ) if isinstance(files, list) else None,
+        files=tuple({k: f[k] for k in FILE_SUMMARY_FIELDS if k in f} for f in files if isinstance(f, Mapping))
+        if isinstance(files, list)
+        else None,
         raw=message,
         channel_type=channel_type,
     )
@@ -292,7 +310,7 @@ def parse_effect(callback: EventCallback) -> Effect:
             if not is_valid_ts(deleted_ts):
                 raise MalformedEventError("message_deleted event has no valid deleted_ts")
             when = event.get("event_ts") if is_valid_ts(event.get("event_ts")) else deleted_ts
-            return MessageDeleted(channel, str(deleted_ts), ts_to_datetime(when))
+            return MessageDeleted(channel, str(deleted_ts), ts_to_datetime(str(when)))
         if subtype not in STORED_SUBTYPES:
             return Ignored(f"message subtype {subtype!r} is not stored")
         return MessagePosted(message_record(event, channel, team, channel_type), mention=kind == "app_mention")
@@ -305,14 +323,21 @@ def parse_effect(callback: EventCallback) -> Effect:
         ts = item.get("ts")
         if not is_valid_ts(ts):
             raise MalformedEventError(f"{kind} item has no valid ts")
-        return ReactionChanged(kind == "reaction_added", _require_str(item, "channel"), str(ts),
-                               _require_str(event, "reaction"), _require_str(event, "user"))
+        return ReactionChanged(
+            kind == "reaction_added",
+            _require_str(item, "channel"),
+            str(ts),
+            _require_str(event, "reaction"),
+            _require_str(event, "user"),
+        )
     if kind in CHANNEL_EVENTS:
         channel_id = _item_channel(event.get("channel"))
         if channel_id is None:
             raise MalformedEventError(f"{kind} event has no channel")
-        channel = event.get("channel")
-        return ChannelChanged(kind.split("_", 1)[1], channel_id, channel if isinstance(channel, Mapping) else {})
+        raw_channel = event.get("channel")
+        return ChannelChanged(
+            kind.split("_", 1)[1], channel_id, raw_channel if isinstance(raw_channel, Mapping) else {}
+        )
     if kind == "member_joined_channel":
         return MemberJoined(_require_str(event, "channel"), _require_str(event, "user"))
     if kind in ("user_change", "team_join"):

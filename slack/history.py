@@ -60,8 +60,16 @@ def _start(session: Session, channel_id: str, oldest: str | None, latest: str | 
     row = session.get(SlackImportProgress, channel_id, with_for_update=True)
     if row is not None and row.status == "running" and (row.oldest, row.latest) == (oldest, latest):
         return row.resume_before
-    values = {"oldest": oldest, "latest": latest, "resume_before": None, "status": "running",
-              "messages_imported": 0, "started_at": func.now(), "updated_at": func.now(), "completed_at": None}
+    values = {
+        "oldest": oldest,
+        "latest": latest,
+        "resume_before": None,
+        "status": "running",
+        "messages_imported": 0,
+        "started_at": func.now(),
+        "updated_at": func.now(),
+        "completed_at": None,
+    }
     stmt = pg_insert(SlackImportProgress).values(channel_id=channel_id, **values)
     session.execute(stmt.on_conflict_do_update(index_elements=["channel_id"], set_=values))
     return None
@@ -90,9 +98,17 @@ def _prefetch(pages: Iterator[Any], depth: int = 2) -> Iterator[Any]:
         yield item
 
 
-def import_channel(db: DatabaseConnection, client: SlackClient, channel_id: str, *, oldest: str | None = None,
-                   latest: str | None = None, team_id: str | None = None, page_size: int = PAGE_SIZE,
-                   progress: Progress | None = None) -> ImportResult:
+def import_channel(
+    db: DatabaseConnection,
+    client: SlackClient,
+    channel_id: str,
+    *,
+    oldest: str | None = None,
+    latest: str | None = None,
+    team_id: str | None = None,
+    page_size: int = PAGE_SIZE,
+    progress: Progress | None = None,
+) -> ImportResult:
     """Import one channel's history (``oldest`` < ts < ``latest``, both optional) with every thread.
 
     Raises:
@@ -112,8 +128,9 @@ def import_channel(db: DatabaseConnection, client: SlackClient, channel_id: str,
             records = _records(page, channel_id, team_id)
             for m in page:
                 if m.get("reply_count") and m.get("thread_ts") == m.get("ts"):
-                    records.extend(r for r in _replies(client, channel_id, str(m["ts"]), team_id, page_size)
-                                   if r.ts != m["ts"])
+                    records.extend(
+                        r for r in _replies(client, channel_id, str(m["ts"]), team_id, page_size) if r.ts != m["ts"]
+                    )
             tops = [str(m["ts"]) for m in page if isinstance(m.get("ts"), str)]
             yield records, min(tops, key=float) if tops else None
 
@@ -121,8 +138,10 @@ def import_channel(db: DatabaseConnection, client: SlackClient, channel_id: str,
     for records, page_oldest in _prefetch(pages()):
         with db.session() as session:
             upsert_messages(session, records)
-            values: dict[str, Any] = {"messages_imported": SlackImportProgress.messages_imported + len(records),
-                                      "updated_at": func.now()}
+            values: dict[Any, Any] = {
+                "messages_imported": SlackImportProgress.messages_imported + len(records),
+                "updated_at": func.now(),
+            }
             if page_oldest:
                 values["resume_before"] = page_oldest
             session.query(SlackImportProgress).filter_by(channel_id=channel_id).update(values)
@@ -137,8 +156,9 @@ def import_channel(db: DatabaseConnection, client: SlackClient, channel_id: str,
     return ImportResult(channel_id, total, resume_before is not None)
 
 
-def _replies(client: SlackClient, channel_id: str, ts: str, team_id: str | None,
-             page_size: int) -> Iterator[MessageRecord]:
+def _replies(
+    client: SlackClient, channel_id: str, ts: str, team_id: str | None, page_size: int
+) -> Iterator[MessageRecord]:
     for page, _ in client.paginate("conversations.replies", "messages", limit=page_size, channel=channel_id, ts=ts):
         yield from _records(page, channel_id, team_id)
 
@@ -161,8 +181,9 @@ def resolve_channel(db: DatabaseConnection, client: SlackClient | None, name_or_
             for channel in page:
                 if channel.get("name") == name:
                     return str(channel["id"])
-    raise SlackError(f"no channel named {name_or_id!r}; run `python athenaeum.py slack sync` first",
-                     code="channel_not_found")
+    raise SlackError(
+        f"no channel named {name_or_id!r}; run `python athenaeum.py slack sync` first", code="channel_not_found"
+    )
 
 
 def member_channels(db: DatabaseConnection) -> list[str]:
@@ -177,8 +198,9 @@ def member_channels(db: DatabaseConnection) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------- exports
-def import_export(db: DatabaseConnection, directory: str | Path, *, progress: Progress | None = None,
-                  team_id: str | None = None) -> dict[str, int]:
+def import_export(
+    db: DatabaseConnection, directory: str | Path, *, progress: Progress | None = None, team_id: str | None = None
+) -> dict[str, int]:
     """Import a Slack export directory (``users.json``, ``channels.json``, ``<channel>/<date>.json``).
 
     Resumable per channel (the last date file done is remembered), idempotent. Returns messages per channel.
@@ -210,10 +232,13 @@ def import_export(db: DatabaseConnection, directory: str | Path, *, progress: Pr
             records = _records(json.loads(day.read_text(encoding="utf-8")), channel_id, team_id)
             with db.session() as session:
                 upsert_messages(session, records)
-                session.query(SlackImportProgress).filter_by(channel_id=channel_id).update({
-                    "resume_before": day.name, "updated_at": func.now(),
-                    "messages_imported": SlackImportProgress.messages_imported + len(records),
-                })
+                session.query(SlackImportProgress).filter_by(channel_id=channel_id).update(
+                    {
+                        "resume_before": day.name,
+                        "updated_at": func.now(),
+                        "messages_imported": SlackImportProgress.messages_imported + len(records),
+                    }
+                )
             counts[channel_id] += len(records)
             if progress is not None:
                 progress(len(records))

@@ -39,8 +39,15 @@ class HttpEventsServer:
         verifier: a ``SignatureVerifier`` (tests pass one with a fake clock).
     """
 
-    def __init__(self, ingester: Ingester, signing_secret: str, *, host: str = "0.0.0.0", port: int = 3000,
-                 verifier: SignatureVerifier | None = None) -> None:
+    def __init__(
+        self,
+        ingester: Ingester,
+        signing_secret: str,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 3000,
+        verifier: SignatureVerifier | None = None,
+    ) -> None:
         self.ingester = ingester
         self.verifier = verifier or SignatureVerifier(signing_secret)
         outer = self
@@ -58,8 +65,9 @@ class HttpEventsServer:
 
     def start(self) -> None:
         """Serve on a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="slack-http-events", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="slack-http-events", daemon=True
+        )
         self._thread.start()
         _log.info("slack events endpoint listening", port=self.port, path=EVENTS_PATH)
 
@@ -125,8 +133,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-def start_http_events(*, port: int, signing_secret: str, bot_token: str, api_url: str, db: Any,
-                      queue_factory: Any, allowed_channels: Any = (), host: str = "0.0.0.0") -> HttpEventsServer:
+def start_http_events(
+    *,
+    port: int,
+    signing_secret: str,
+    bot_token: str,
+    api_url: str,
+    db: Any,
+    queue_factory: Any,
+    allowed_channels: Any = (),
+    host: str = "0.0.0.0",
+) -> HttpEventsServer:
     """Build and start the Events API endpoint from plain configuration values (for ``run --http PORT``).
 
     Raises:
@@ -135,7 +152,6 @@ def start_http_events(*, port: int, signing_secret: str, bot_token: str, api_url
     from slack.client import SlackClient
 
     bot = SlackClient(bot_token, base_url=api_url).auth_test()
-    server = HttpEventsServer(Ingester(db, queue_factory, bot, allowed_channels), signing_secret, host=host,
-                              port=port)
+    server = HttpEventsServer(Ingester(db, queue_factory, bot, allowed_channels), signing_secret, host=host, port=port)
     server.start()
     return server

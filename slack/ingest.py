@@ -74,8 +74,9 @@ _log = structlog.get_logger("athenaeum.slack.ingest")
 class EventQueue(Protocol):
     """What ingestion needs of the queue: ``agent.EventProcessor`` satisfies it (slack/ never imports agent)."""
 
-    def enqueue_event(self, event_type: str, payload: Mapping[str, Any], key: str | None = None,
-                      run_after: Any = None) -> Any: ...
+    def enqueue_event(
+        self, event_type: str, payload: Mapping[str, Any], key: str | None = None, run_after: Any = None
+    ) -> Any: ...
 
 
 QueueFactory = Callable[[Session], EventQueue]
@@ -117,8 +118,15 @@ class IngestResult:
     question_key: str | None = None
 
 
-def question_reason(record: MessageRecord, *, mention: bool, conversation_type: str, bot: BotIdentity,
-                    allowed_channels: frozenset[str], bot_in_thread: Callable[[], bool]) -> str | None:
+def question_reason(
+    record: MessageRecord,
+    *,
+    mention: bool,
+    conversation_type: str,
+    bot: BotIdentity,
+    allowed_channels: frozenset[str],
+    bot_in_thread: Callable[[], bool],
+) -> str | None:
     """Why ``record`` is a question to the assistant (``mention``, ``direct_message``, ``thread``), or None.
 
     Pure apart from ``bot_in_thread``, which is asked only for replies that nothing else qualified.
@@ -148,8 +156,13 @@ class Ingester:
         allowed_channels: channel ids the assistant answers in; empty means everywhere.
     """
 
-    def __init__(self, db: DatabaseConnection, queue_factory: QueueFactory, bot: BotIdentity,
-                 allowed_channels: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        db: DatabaseConnection,
+        queue_factory: QueueFactory,
+        bot: BotIdentity,
+        allowed_channels: Iterable[str] = (),
+    ) -> None:
         self.db = db
         self.queue_factory = queue_factory
         self.bot = bot
@@ -186,10 +199,15 @@ class Ingester:
                 queue.enqueue_event(QUESTION_EVENT_TYPE, question.payload(), key=question.key)
         if isinstance(effect, Ignored):
             _log.info("slack event recorded, not handled", event_type=callback.event_type, reason=effect.reason)
-        _log.debug("slack event ingested", event_key=callback.dedupe_key, event_type=callback.event_type,
-                   question=question.key if question else None)
-        return IngestResult(callback.dedupe_key, callback.event_type, False, type(effect).__name__,
-                            question.key if question else None)
+        _log.debug(
+            "slack event ingested",
+            event_key=callback.dedupe_key,
+            event_type=callback.event_type,
+            question=question.key if question else None,
+        )
+        return IngestResult(
+            callback.dedupe_key, callback.event_type, False, type(effect).__name__, question.key if question else None
+        )
 
     def _question(self, session: Session, callback: EventCallback, effect: Any) -> Question | None:
         if not isinstance(effect, MessagePosted):
@@ -197,17 +215,28 @@ class Ingester:
         record = effect.record
         conversation = record.channel_type or channel_type(session, record.channel_id)
         reason = question_reason(
-            record, mention=effect.mention, conversation_type=conversation, bot=self.bot,
+            record,
+            mention=effect.mention,
+            conversation_type=conversation,
+            bot=self.bot,
             allowed_channels=self.allowed_channels,
-            bot_in_thread=lambda: bot_in_thread(session, record.channel_id, str(record.thread_ts),
-                                                self.bot.user_id, self.bot.bot_id),
+            bot_in_thread=lambda: bot_in_thread(
+                session, record.channel_id, str(record.thread_ts), self.bot.user_id, self.bot.bot_id
+            ),
         )
         if reason is None or record.user_id is None:
             return None
         return Question(
-            team_id=callback.team_id, channel_id=record.channel_id, ts=record.ts, thread_ts=record.thread_ts,
-            reply_thread_ts=record.thread_ts or record.ts, user_id=record.user_id, text=clean(record.text),
-            channel_type=conversation, reason=reason, source_event_id=callback.event_id,
+            team_id=callback.team_id,
+            channel_id=record.channel_id,
+            ts=record.ts,
+            thread_ts=record.thread_ts,
+            reply_thread_ts=record.thread_ts or record.ts,
+            user_id=record.user_id,
+            text=clean(record.text),
+            channel_type=conversation,
+            reason=reason,
+            source_event_id=callback.event_id,
             source_event_type=callback.event_type,
         )
 
@@ -220,13 +249,22 @@ class Ingester:
         text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
         if key is None:
             key = "malformed:" + hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
-        payload = {"reason": reason, "raw": clean(text[:RAW_FAILED_MAX_CHARS]),
-                   "truncated": len(text) > RAW_FAILED_MAX_CHARS}
+        payload = {
+            "reason": reason,
+            "raw": clean(text[:RAW_FAILED_MAX_CHARS]),
+            "truncated": len(text) > RAW_FAILED_MAX_CHARS,
+        }
         with self.db.session() as session:
             session.execute(
                 pg_insert(Event)
-                .values(event_type=FAILED_EVENT_TYPE, payload=payload, dedupe_key=key, status="failed",
-                        error_message=clean(reason)[:4000], processed_at=func.now())
+                .values(
+                    event_type=FAILED_EVENT_TYPE,
+                    payload=payload,
+                    dedupe_key=key,
+                    status="failed",
+                    error_message=clean(reason)[:4000],
+                    processed_at=func.now(),
+                )
                 .on_conflict_do_nothing(index_elements=[Event.dedupe_key])
             )
         _log.warning("malformed slack event recorded as failed", reason=reason, key=key)

@@ -48,9 +48,12 @@ class _SocketModeClient(SocketModeClient):
         if self.current_session is not None:
             try:
                 self.current_session.run_forever(
-                    ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
-                    http_proxy_host=self.http_proxy_host, http_proxy_port=self.http_proxy_port,
-                    http_proxy_auth=self.http_proxy_auth, proxy_type=self.proxy_type,
+                    ping_interval=self.ping_interval,
+                    ping_timeout=self.ping_timeout,
+                    http_proxy_host=self.http_proxy_host,
+                    http_proxy_port=self.http_proxy_port,
+                    http_proxy_auth=self.http_proxy_auth,
+                    proxy_type=self.proxy_type,
                 )
             except Exception:
                 self.logger.exception("socket mode session failed; reconnecting")
@@ -69,8 +72,15 @@ class SocketModeIngestion:
         concurrency: envelopes processed at once.
     """
 
-    def __init__(self, app_token: str, web_client: WebClient, ingester: Ingester, *,
-                 ping_interval: float = PING_INTERVAL_SECONDS, concurrency: int = CONCURRENCY) -> None:
+    def __init__(
+        self,
+        app_token: str,
+        web_client: WebClient,
+        ingester: Ingester,
+        *,
+        ping_interval: float = PING_INTERVAL_SECONDS,
+        concurrency: int = CONCURRENCY,
+    ) -> None:
         self.ingester = ingester
         self.client = _SocketModeClient(
             app_token=app_token,
@@ -166,8 +176,11 @@ class SocketModeIngestion:
         except DatabaseUnavailableError:
             # No ack: Slack redelivers, and the dedupe key makes the redelivery count once.
             self._count("unacked_db_down")
-            _log.warning("database unavailable; envelope not acked", envelope_id=envelope.envelope_id,
-                         retry_attempt=envelope.retry_attempt)
+            _log.warning(
+                "database unavailable; envelope not acked",
+                envelope_id=envelope.envelope_id,
+                retry_attempt=envelope.retry_attempt,
+            )
             return
         except MalformedEventError:
             self._count("malformed")
@@ -176,8 +189,12 @@ class SocketModeIngestion:
         except Exception as exc:  # a poison event: isolate it with its reason, keep the socket flowing
             self._count("malformed")
             _log.exception("slack event could not be ingested", envelope_id=envelope.envelope_id)
-            self._record_and_ack(envelope.payload, f"ingestion failed: {type(exc).__name__}: {exc}",
-                                 envelope.envelope_id, key=_event_key(envelope.payload))
+            self._record_and_ack(
+                envelope.payload,
+                f"ingestion failed: {type(exc).__name__}: {exc}",
+                envelope.envelope_id,
+                key=_event_key(envelope.payload),
+            )
             return
         if result.duplicate:
             self._count("duplicates")
@@ -219,9 +236,16 @@ def _event_key(payload: Mapping[str, Any]) -> str | None:
     return f"{team}:{event_id}" if isinstance(team, str) and isinstance(event_id, str) else None
 
 
-def start_socket_mode(*, app_token: str, bot_token: str, api_url: str, db: DatabaseConnection,
-                      queue_factory: QueueFactory, allowed_channels: Iterable[str] = (),
-                      ping_interval: float = PING_INTERVAL_SECONDS) -> SocketModeIngestion:
+def start_socket_mode(
+    *,
+    app_token: str,
+    bot_token: str,
+    api_url: str,
+    db: DatabaseConnection,
+    queue_factory: QueueFactory,
+    allowed_channels: Iterable[str] = (),
+    ping_interval: float = PING_INTERVAL_SECONDS,
+) -> SocketModeIngestion:
     """Build and start Socket Mode ingestion from plain configuration values (for ``run``).
 
     Calls ``auth.test`` to learn the bot's identity, then connects. Stop it with ``.stop()``.

@@ -34,8 +34,19 @@ MESSAGE_BATCH = 1000
 _NUL = "\x00"
 
 # Columns an upsert may change, and whose change makes it worth writing the row again.
-_MUTABLE = ("team_id", "user_id", "bot_id", "text", "thread_ts", "subtype", "edited_at", "reply_count",
-            "latest_reply", "files", "raw")
+_MUTABLE = (
+    "team_id",
+    "user_id",
+    "bot_id",
+    "text",
+    "thread_ts",
+    "subtype",
+    "edited_at",
+    "reply_count",
+    "latest_reply",
+    "files",
+    "raw",
+)
 
 
 def clean(value: Any) -> Any:
@@ -74,10 +85,22 @@ def message_row(record: MessageRecord) -> dict[str, Any]:
     }
 
 
-_ARRAY_TYPES = {"channel_id": "text", "ts": "text", "created_at": "timestamptz", "team_id": "text",
-                "user_id": "text", "bot_id": "text", "text": "text", "thread_ts": "text", "subtype": "text",
-                "edited_at": "timestamptz", "reply_count": "int", "latest_reply": "text", "files": "jsonb",
-                "raw": "jsonb"}
+_ARRAY_TYPES = {
+    "channel_id": "text",
+    "ts": "text",
+    "created_at": "timestamptz",
+    "team_id": "text",
+    "user_id": "text",
+    "bot_id": "text",
+    "text": "text",
+    "thread_ts": "text",
+    "subtype": "text",
+    "edited_at": "timestamptz",
+    "reply_count": "int",
+    "latest_reply": "text",
+    "files": "jsonb",
+    "raw": "jsonb",
+}
 _JSON_COLUMNS = ("files", "raw")
 # One statement per batch with one array per column: compiled once, one round trip, no per-row binds.
 BULK_UPSERT_SQL = text(
@@ -107,7 +130,7 @@ def upsert_messages(session: Session, records: Sequence[MessageRecord]) -> int:
     Rows whose values are unchanged are not rewritten; deleted messages are never resurrected.
     """
     for start in range(0, len(records), MESSAGE_BATCH):
-        batch = records[start:start + MESSAGE_BATCH]
+        batch = records[start : start + MESSAGE_BATCH]
         columns: dict[str, list[Any]] = {c: [] for c in _ARRAY_TYPES}
         for r in batch:
             columns["channel_id"].append(r.channel_id)
@@ -155,9 +178,15 @@ def _post_message(session: Session, record: MessageRecord) -> None:
     row["raw"] = _json(row["raw"])
     inserted = session.execute(LIVE_UPSERT_SQL, row).scalar()
     if inserted and record.is_reply and record.thread_ts:
-        session.execute(BUMP_ROOT_SQL, {"ts": record.ts, "channel_id": record.channel_id,
-                                        "root_ts": record.thread_ts,
-                                        "root_created_at": ts_to_datetime(record.thread_ts)})
+        session.execute(
+            BUMP_ROOT_SQL,
+            {
+                "ts": record.ts,
+                "channel_id": record.channel_id,
+                "root_ts": record.thread_ts,
+                "root_created_at": ts_to_datetime(record.thread_ts),
+            },
+        )
 
 
 def _change_message(session: Session, record: MessageRecord) -> None:
@@ -168,9 +197,14 @@ def _change_message(session: Session, record: MessageRecord) -> None:
     stmt = stmt.on_conflict_do_update(
         index_elements=["channel_id", "ts", "created_at"],
         set_={
-            "text": ex.text, "edited_at": ex.edited_at, "files": ex.files, "raw": ex.raw, "subtype": ex.subtype,
+            "text": ex.text,
+            "edited_at": ex.edited_at,
+            "files": ex.files,
+            "raw": ex.raw,
+            "subtype": ex.subtype,
             "reply_count": func.greatest(target.reply_count, ex.reply_count),
-            "latest_reply": func.coalesce(ex.latest_reply, target.latest_reply), "updated_at": func.now(),
+            "latest_reply": func.coalesce(ex.latest_reply, target.latest_reply),
+            "updated_at": func.now(),
         },
         # An older edit delivered late must not overwrite a newer one.
         where=and_(
@@ -184,10 +218,19 @@ def _change_message(session: Session, record: MessageRecord) -> None:
 def _delete_message(session: Session, effect: MessageDeleted) -> None:
     session.execute(
         update(SlackMessage)
-        .where(SlackMessage.channel_id == effect.channel_id, SlackMessage.ts == effect.ts,
-               SlackMessage.created_at == ts_to_datetime(effect.ts))
-        .values(is_deleted=True, deleted_at=effect.deleted_at, text="", files=None,
-                raw={"deleted": True}, updated_at=func.now())
+        .where(
+            SlackMessage.channel_id == effect.channel_id,
+            SlackMessage.ts == effect.ts,
+            SlackMessage.created_at == ts_to_datetime(effect.ts),
+        )
+        .values(
+            is_deleted=True,
+            deleted_at=effect.deleted_at,
+            text="",
+            files=None,
+            raw={"deleted": True},
+            updated_at=func.now(),
+        )
         .execution_options(synchronize_session=False)
     )
     session.execute(
@@ -242,7 +285,7 @@ def upsert_channels(session: Session, channels: Iterable[Mapping[str, Any]], tea
 
 def _channel_event(session: Session, effect: ChannelChanged, team_id: str | None) -> None:
     if effect.kind in ("created", "rename"):
-        fields = {"id": effect.channel_id, "team_id": team_id}
+        fields: dict[str, Any] = {"id": effect.channel_id, "team_id": team_id}
         if effect.channel.get("name"):
             fields["name"] = effect.channel["name"]
         created = effect.channel.get("created")
@@ -276,7 +319,8 @@ def _member_joined(session: Session, effect: MemberJoined) -> None:
 # --------------------------------------------------------------------------------------------- users
 def user_row(user: Mapping[str, Any]) -> dict[str, Any]:
     """A ``slack_users`` row from a Slack user object."""
-    profile = user.get("profile") if isinstance(user.get("profile"), Mapping) else {}
+    raw_profile = user.get("profile")
+    profile: Mapping[str, Any] = raw_profile if isinstance(raw_profile, Mapping) else {}
     return {
         "id": user["id"],
         "team_id": user.get("team_id"),
@@ -327,18 +371,23 @@ def apply_effect(session: Session, effect: Effect, team_id: str | None = None) -
 
 
 # --------------------------------------------------------------------------------------------- reads
-def bot_in_thread(session: Session, channel_id: str, thread_ts: str, bot_user_id: str,
-                  bot_id: str | None) -> bool:
+def bot_in_thread(session: Session, channel_id: str, thread_ts: str, bot_user_id: str, bot_id: str | None) -> bool:
     """Whether the assistant has posted in the thread ``thread_ts`` (root or reply)."""
     who = SlackMessage.user_id == bot_user_id
     if bot_id:
         who = or_(who, SlackMessage.bot_id == bot_id)
-    stmt = select(literal(1)).where(
-        SlackMessage.channel_id == channel_id,
-        or_(SlackMessage.thread_ts == thread_ts,
-            and_(SlackMessage.ts == thread_ts, SlackMessage.created_at == ts_to_datetime(thread_ts))),
-        who,
-    ).limit(1)
+    stmt = (
+        select(literal(1))
+        .where(
+            SlackMessage.channel_id == channel_id,
+            or_(
+                SlackMessage.thread_ts == thread_ts,
+                and_(SlackMessage.ts == thread_ts, SlackMessage.created_at == ts_to_datetime(thread_ts)),
+            ),
+            who,
+        )
+        .limit(1)
+    )
     return session.execute(stmt).first() is not None
 
 

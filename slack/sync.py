@@ -42,8 +42,9 @@ def directory_is_empty(db: DatabaseConnection) -> bool:
     return not users or not channels
 
 
-def sync_directory(db: DatabaseConnection, client: SlackClient, *, team_id: str | None = None,
-                   page_size: int = 200) -> SyncResult | None:
+def sync_directory(
+    db: DatabaseConnection, client: SlackClient, *, team_id: str | None = None, page_size: int = 200
+) -> SyncResult | None:
     """Upsert every user and channel; returns None when another sync holds the lock.
 
     Private channels are included when the token has ``groups:read``; without it, public ones only.
@@ -72,19 +73,25 @@ def sync_directory(db: DatabaseConnection, client: SlackClient, *, team_id: str 
             lock_conn.commit()
 
 
-def _sync_channels(db: DatabaseConnection, client: SlackClient, types: str, team_id: str | None,
-                   page_size: int) -> int:
+def _sync_channels(db: DatabaseConnection, client: SlackClient, types: str, team_id: str | None, page_size: int) -> int:
     count = 0
-    for page, _ in client.paginate("conversations.list", "channels", limit=page_size, types=types,
-                                   exclude_archived=False):
+    for page, _ in client.paginate(
+        "conversations.list", "channels", limit=page_size, types=types, exclude_archived=False
+    ):
         with db.session() as session:
             count += upsert_channels(session, page, team_id)
     return count
 
 
-def start_sync_loop(db: DatabaseConnection, client: SlackClient, stop: threading.Event, *,
-                    team_id: str | None = None, interval_seconds: float = SYNC_INTERVAL_SECONDS,
-                    on_error: Callable[[BaseException], None] | None = None) -> threading.Thread:
+def start_sync_loop(
+    db: DatabaseConnection,
+    client: SlackClient,
+    stop: threading.Event,
+    *,
+    team_id: str | None = None,
+    interval_seconds: float = SYNC_INTERVAL_SECONDS,
+    on_error: Callable[[BaseException], None] | None = None,
+) -> threading.Thread:
     """A daemon thread: sync now if the directory is empty, then every ``interval_seconds`` until ``stop``."""
 
     def loop() -> None:

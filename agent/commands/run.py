@@ -27,9 +27,14 @@ def register(sub: Any) -> None:
     """Add ``run`` to the CLI (it is also the default command)."""
     p = sub.add_parser("run", help="run the service (default command)")
     p.add_argument("--workers", type=int, default=None, help="worker threads (default WORKER_POOL_SIZE)")
-    p.add_argument("--http", type=int, default=None, metavar="PORT",
-                   help="receive Slack events over HTTP at POST /slack/events on PORT instead of Socket Mode "
-                        "(needs SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN)")
+    p.add_argument(
+        "--http",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="receive Slack events over HTTP at POST /slack/events on PORT instead of Socket Mode "
+        "(needs SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN)",
+    )
     p.set_defaults(handler=cmd_run)
 
 
@@ -61,13 +66,20 @@ def start_slack(ctx: AppContext, http_port: int | None = None) -> Callable[[], N
     config = ctx.config
     assert config.slack_app_token and config.slack_bot_token
     socket = start_socket_mode(
-        app_token=config.slack_app_token, bot_token=config.slack_bot_token, api_url=config.slack_api_url,
-        db=ctx.db, queue_factory=lambda session: EventProcessor(session, worker_id="slack-socket", config=config),
+        app_token=config.slack_app_token,
+        bot_token=config.slack_bot_token,
+        api_url=config.slack_api_url,
+        db=ctx.db,
+        queue_factory=lambda session: EventProcessor(session, worker_id="slack-socket", config=config),
         allowed_channels=config.allowed_channels,
     )
     stop_sync = threading.Event()
-    start_sync_loop(ctx.db, SlackClient(config.slack_bot_token, base_url=config.slack_api_url), stop_sync,
-                    team_id=socket.ingester.bot.team_id)
+    start_sync_loop(
+        ctx.db,
+        SlackClient(config.slack_bot_token, base_url=config.slack_api_url),
+        stop_sync,
+        team_id=socket.ingester.bot.team_id,
+    )
 
     def stop() -> None:
         stop_sync.set()
@@ -80,14 +92,23 @@ def _start_http(ctx: AppContext, port: int) -> Callable[[], None]:
     from slack.http_events import start_http_events
 
     config = ctx.config
-    missing = [name for name, value in (("SLACK_SIGNING_SECRET", config.slack_signing_secret),
-                                        ("SLACK_BOT_TOKEN", config.slack_bot_token)) if not value]
+    missing = [
+        name
+        for name, value in (
+            ("SLACK_SIGNING_SECRET", config.slack_signing_secret),
+            ("SLACK_BOT_TOKEN", config.slack_bot_token),
+        )
+        if not value
+    ]
     if missing:
         raise ConfigError(f"run --http needs {' and '.join(missing)}: set them in the environment or .env")
     assert config.slack_signing_secret and config.slack_bot_token
     server = start_http_events(
-        port=port, signing_secret=config.slack_signing_secret, bot_token=config.slack_bot_token,
-        api_url=config.slack_api_url, db=ctx.db,
+        port=port,
+        signing_secret=config.slack_signing_secret,
+        bot_token=config.slack_bot_token,
+        api_url=config.slack_api_url,
+        db=ctx.db,
         queue_factory=lambda session: EventProcessor(session, worker_id="slack-http", config=config),
         allowed_channels=config.allowed_channels,
     )

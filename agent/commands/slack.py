@@ -21,12 +21,17 @@ def register(sub: Any) -> None:
     p = ssub.add_parser("sync", help="upsert users and channels (users.list, conversations.list)")
     p.set_defaults(handler=cmd_sync)
     p = ssub.add_parser(
-        "import", help="import message history (resumable, idempotent)",
+        "import",
+        help="import message history (resumable, idempotent)",
         description="Import history with conversations.history + conversations.replies, or from a Slack "
-                    "export directory. Interrupted imports resume where they stopped; re-runs add nothing new.",
+        "export directory. Interrupted imports resume where they stopped; re-runs add nothing new.",
     )
-    p.add_argument("--channel", action="append", metavar="C…|#name",
-                   help="channel id or #name (repeatable); default: every channel the bot is in")
+    p.add_argument(
+        "--channel",
+        action="append",
+        metavar="C…|#name",
+        help="channel id or #name (repeatable); default: every channel the bot is in",
+    )
     p.add_argument("--since", type=_date, metavar="YYYY-MM-DD", help="only messages from this day on")
     p.add_argument("--until", type=_date, metavar="YYYY-MM-DD", help="only messages before this day")
     p.add_argument("--export", metavar="DIR", help="read a Slack export directory instead of the API")
@@ -63,8 +68,13 @@ def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     ctx.require_current_schema()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]} msg/s"), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} msg/s"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task("importing", total=None, rate="-")
 
@@ -91,8 +101,16 @@ def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
         total = 0
         for channel in channels:
             bar.update(task, description=f"importing {channel}")
-            result = import_channel(ctx.db, client, channel, oldest=oldest, latest=latest, team_id=team,
-                                    page_size=args.page_size, progress=advance)
+            result = import_channel(
+                ctx.db,
+                client,
+                channel,
+                oldest=oldest,
+                latest=latest,
+                team_id=team,
+                page_size=args.page_size,
+                progress=advance,
+            )
             total += result.messages
     print(f"imported {total} message(s) from {len(channels)} channel(s)")
     return 0

@@ -41,8 +41,12 @@ def sign(body: bytes, ts: int, secret: str = SECRET) -> str:
 
 
 def post(server: HttpEventsServer, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
-    req = urllib.request.Request(f"http://127.0.0.1:{server.port}/slack/events", data=body, method="POST",
-                                 headers={"Content-Type": "application/json", **headers})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}/slack/events",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", **headers},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -85,12 +89,15 @@ def test_bad_requests_get_401_and_store_nothing(server: HttpEventsServer, db: Da
 
 
 def test_valid_events_are_ingested_and_replays_deduped(server: HttpEventsServer, db: DatabaseConnection) -> None:
-    body = json.dumps(fake.event_callback(ev.app_mention("C1", "1700000301.000001", "<@UBOT> q"),
-                                          event_id="EvHttp")).encode()
+    body = json.dumps(
+        fake.event_callback(ev.app_mention("C1", "1700000301.000001", "<@UBOT> q"), event_id="EvHttp")
+    ).encode()
     assert post(server, body, signed(body))[0] == 200
     replay = {**signed(body), "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
     assert post(server, body, replay)[0] == 200
     with db.session() as s:
         rows = s.execute(text("SELECT event_type, dedupe_key FROM events ORDER BY id")).all()
-    assert [tuple(r) for r in rows] == [("slack.app_mention", "T0FAKE:EvHttp"),
-                                        ("slack.question", "T0FAKE:C1:1700000301.000001")]
+    assert [tuple(r) for r in rows] == [
+        ("slack.app_mention", "T0FAKE:EvHttp"),
+        ("slack.question", "T0FAKE:C1:1700000301.000001"),
+    ]

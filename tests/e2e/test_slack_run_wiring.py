@@ -33,8 +33,7 @@ def test_with_tokens_socket_mode_ingests_and_the_directory_syncs(db: DatabaseCon
     with FakeSlack() as fake:
         fake.add_user("U1", "ada")
         fake.add_channel("C1", "general")
-        ctx = context(db, SLACK_BOT_TOKEN=fake.bot_token, SLACK_APP_TOKEN=fake.app_token,
-                      SLACK_API_URL=fake.api_url)
+        ctx = context(db, SLACK_BOT_TOKEN=fake.bot_token, SLACK_APP_TOKEN=fake.app_token, SLACK_API_URL=fake.api_url)
         stop = start_slack(ctx)
         assert stop is not None
         try:

@@ -30,8 +30,14 @@ def fake() -> Iterator[FakeSlack]:
 
 @pytest.fixture
 def handler(fake: FakeSlack, db: DatabaseConnection) -> Iterator[SocketModeIngestion]:
-    h = start_socket_mode(app_token=fake.app_token, bot_token=fake.bot_token, api_url=fake.api_url, db=db,
-                          queue_factory=lambda s: EventProcessor(s, worker_id="socket"), ping_interval=2.0)
+    h = start_socket_mode(
+        app_token=fake.app_token,
+        bot_token=fake.bot_token,
+        api_url=fake.api_url,
+        db=db,
+        queue_factory=lambda s: EventProcessor(s, worker_id="socket"),
+        ping_interval=2.0,
+    )
     try:
         assert fake.wait_for_connections(1, WAIT)
         yield h
@@ -51,8 +57,11 @@ def test_the_same_event_three_times_is_acked_thrice_and_stored_once(
 ) -> None:
     """Row 1: two deliveries with retry_attempt 0 and one real retry: all acked; one row; one question."""
     payload = fake.event_callback(ev.app_mention("C1", "1700000100.000001", "<@UBOT> why?"), event_id="EvDup")
-    ids = [fake.send_envelope(payload), fake.send_envelope(payload),
-           fake.send_envelope(payload, retry_attempt=1, retry_reason="timeout")]
+    ids = [
+        fake.send_envelope(payload),
+        fake.send_envelope(payload),
+        fake.send_envelope(payload, retry_attempt=1, retry_reason="timeout"),
+    ]
     assert fake.wait_for_acks(ids, WAIT)
     assert count(db, "SELECT count(*) FROM events WHERE dedupe_key = 'T0FAKE:EvDup'") == 1
     assert count(db, "SELECT count(*) FROM events WHERE event_type = 'slack.question'") == 1
@@ -64,8 +73,10 @@ def test_message_and_app_mention_twins_become_one_question(
 ) -> None:
     """Row 2."""
     ts = "1700000101.000001"
-    ids = [fake.send_envelope(fake.event_callback(ev.message("C1", ts, "<@UBOT> q"))),
-           fake.send_envelope(fake.event_callback(ev.app_mention("C1", ts, "<@UBOT> q")))]
+    ids = [
+        fake.send_envelope(fake.event_callback(ev.message("C1", ts, "<@UBOT> q"))),
+        fake.send_envelope(fake.event_callback(ev.app_mention("C1", ts, "<@UBOT> q"))),
+    ]
     assert fake.wait_for_acks(ids, WAIT)
     assert count(db, "SELECT count(*) FROM events WHERE event_type = 'slack.question'") == 1
     assert count(db, "SELECT count(*) FROM events WHERE event_type LIKE 'slack.%'") == 3
@@ -78,8 +89,11 @@ def _set_connections(pg_server: Any, database_url: str, allowed: bool) -> None:
         with conn.cursor() as cur:
             cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
             if not allowed:
-                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                )
     finally:
         conn.close()
 
@@ -88,8 +102,9 @@ def test_no_ack_while_the_database_is_down_then_the_redelivery_is_stored_once(
     fake: FakeSlack, db: DatabaseConnection, handler: SocketModeIngestion, pg_server: Any, database_url: str
 ) -> None:
     """Row 3: database unreachable -> no ack; Slack redelivers after recovery -> stored once, one question."""
-    payload = fake.event_callback(ev.message("D1", "1700000102.000001", "help me", channel_type="im"),
-                                  event_id="EvDown")
+    payload = fake.event_callback(
+        ev.message("D1", "1700000102.000001", "help me", channel_type="im"), event_id="EvDown"
+    )
     _set_connections(pg_server, database_url, False)
     try:
         first = fake.send_envelope(payload)
@@ -115,8 +130,17 @@ def test_a_slow_insert_and_a_concurrent_redelivery_store_one_row(
         first = fake.send_envelope(payload)
         retry = fake.send_envelope(payload, retry_attempt=1, retry_reason="timeout")
         # Both deliveries are now waiting on the lock (or on the first one's dedupe key).
-        assert fake.wait_for(lambda: count(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                                               "'Lock' AND datname = current_database()") >= 1, WAIT)
+        assert fake.wait_for(
+            lambda: (
+                count(
+                    db,
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                    "'Lock' AND datname = current_database()",
+                )
+                >= 1
+            ),
+            WAIT,
+        )
         assert first not in fake.acks and retry not in fake.acks
     finally:
         blocker.rollback()
@@ -188,8 +212,13 @@ def test_non_event_envelopes_are_acked_and_ignored(
 
 def test_a_bad_app_token_fails_fast_with_our_error(fake: FakeSlack, db: DatabaseConnection) -> None:
     with pytest.raises(SlackAuthError) as info:
-        start_socket_mode(app_token="xapp-wrong", bot_token=fake.bot_token, api_url=fake.api_url, db=db,
-                          queue_factory=lambda s: EventProcessor(s))
+        start_socket_mode(
+            app_token="xapp-wrong",
+            bot_token=fake.bot_token,
+            api_url=fake.api_url,
+            db=db,
+            queue_factory=lambda s: EventProcessor(s),
+        )
     assert info.value.code == "invalid_auth"
 
 

@@ -139,9 +139,19 @@ class FakeSlack:
     def add_channel(self, channel_id: str, name: str, **fields: Any) -> dict[str, Any]:
         """Add (or replace) a channel; ``fields`` override defaults (``is_private``, ``topic``...)."""
         channel = {
-            "id": channel_id, "name": name, "is_channel": True, "is_private": False, "is_archived": False,
-            "is_ext_shared": False, "is_im": False, "is_mpim": False, "created": 1_600_000_000,
-            "topic": {"value": ""}, "purpose": {"value": ""}, "num_members": 3, "context_team_id": self.team_id,
+            "id": channel_id,
+            "name": name,
+            "is_channel": True,
+            "is_private": False,
+            "is_archived": False,
+            "is_ext_shared": False,
+            "is_im": False,
+            "is_mpim": False,
+            "created": 1_600_000_000,
+            "topic": {"value": ""},
+            "purpose": {"value": ""},
+            "num_members": 3,
+            "context_team_id": self.team_id,
         }
         channel.update(fields)
         with self._lock:
@@ -152,8 +162,13 @@ class FakeSlack:
     def add_user(self, user_id: str, name: str, **fields: Any) -> dict[str, Any]:
         """Add (or replace) a user; ``fields`` override defaults (``is_bot``, ``deleted``, ``profile``...)."""
         user = {
-            "id": user_id, "team_id": self.team_id, "name": name, "real_name": name.title(), "deleted": False,
-            "is_bot": False, "tz": "Europe/Paris",
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "real_name": name.title(),
+            "deleted": False,
+            "is_bot": False,
+            "tz": "Europe/Paris",
             "profile": {"real_name": name.title(), "display_name": name, "title": ""},
         }
         user.update(fields)
@@ -161,8 +176,15 @@ class FakeSlack:
             self.users[user_id] = user
         return user
 
-    def add_message(self, channel: str, text: str = "", user: str | None = "U1", ts: str | None = None,
-                    thread_ts: str | None = None, **fields: Any) -> dict[str, Any]:
+    def add_message(
+        self,
+        channel: str,
+        text: str = "",
+        user: str | None = "U1",
+        ts: str | None = None,
+        thread_ts: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
         """Put a message in a channel's history (a reply when ``thread_ts`` is given)."""
         with self._lock:
             ts = ts or self.new_ts()
@@ -200,13 +222,17 @@ class FakeSlack:
             return [c for c in self.calls if c.method == method]
 
     # ------------------------------------------------------------------ knobs
-    def fail(self, method: str, status: int = 429, *, times: int = 1, retry_after: float | None = 1,
-             error: str | None = None) -> None:
+    def fail(
+        self, method: str, status: int = 429, *, times: int = 1, retry_after: float | None = 1, error: str | None = None
+    ) -> None:
         """Answer the next ``times`` calls with ``status`` (429 carries ``Retry-After``)."""
         code = error or ("ratelimited" if status == 429 else "internal_error")
         with self._lock:
-            self._rules.append(_Rule(method, times, "fail", status=status, error=code,
-                                     retry_after=retry_after if status == 429 else None))
+            self._rules.append(
+                _Rule(
+                    method, times, "fail", status=status, error=code, retry_after=retry_after if status == 429 else None
+                )
+            )
 
     def error(self, method: str, code: str, *, times: int = 1) -> None:
         """Answer the next ``times`` calls with HTTP 200 ``{"ok": false, "error": code}``."""
@@ -243,26 +269,45 @@ class FakeSlack:
         with self.socket.cond:
             return list(self.socket.acks)
 
-    def event_callback(self, event: dict[str, Any], *, event_id: str | None = None,
-                       team_id: str | None = None) -> dict[str, Any]:
+    def event_callback(
+        self, event: dict[str, Any], *, event_id: str | None = None, team_id: str | None = None
+    ) -> dict[str, Any]:
         """An Events API ``event_callback`` payload around ``event`` (as Slack sends it)."""
         return {
-            "token": "verification-token", "team_id": team_id or self.team_id, "api_app_id": APP_ID,
-            "event": event, "type": "event_callback", "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
-            "event_time": int(time.time()), "authorizations": [
-                {"team_id": team_id or self.team_id, "user_id": self.bot_user_id, "is_bot": True}
-            ],
+            "token": "verification-token",
+            "team_id": team_id or self.team_id,
+            "api_app_id": APP_ID,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": team_id or self.team_id, "user_id": self.bot_user_id, "is_bot": True}],
             "is_ext_shared_channel": False,
         }
 
-    def send_envelope(self, payload: dict[str, Any], *, envelope_id: str | None = None, retry_attempt: int = 0,
-                      retry_reason: str = "", envelope_type: str = "events_api") -> str:
+    def send_envelope(
+        self,
+        payload: dict[str, Any],
+        *,
+        envelope_id: str | None = None,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+        envelope_type: str = "events_api",
+    ) -> str:
         """Push an envelope on the newest connection; returns its ``envelope_id``."""
         envelope_id = envelope_id or str(uuid.uuid4())
-        self.send_raw(json.dumps({
-            "envelope_id": envelope_id, "payload": payload, "type": envelope_type,
-            "accepts_response_payload": False, "retry_attempt": retry_attempt, "retry_reason": retry_reason,
-        }))
+        self.send_raw(
+            json.dumps(
+                {
+                    "envelope_id": envelope_id,
+                    "payload": payload,
+                    "type": envelope_type,
+                    "accepts_response_payload": False,
+                    "retry_attempt": retry_attempt,
+                    "retry_reason": retry_reason,
+                }
+            )
+        )
         return envelope_id
 
     def send_raw(self, text: str) -> None:
@@ -312,11 +357,14 @@ class FakeSlack:
 
     def _hello(self, conn: WsConnection) -> None:
         if self.send_hello:
-            conn.send_json({
-                "type": "hello", "num_connections": 1,
-                "debug_info": {"host": "fake-slack", "build_number": 1, "approximate_connection_time": 18060},
-                "connection_info": {"app_id": APP_ID},
-            })
+            conn.send_json(
+                {
+                    "type": "hello",
+                    "num_connections": 1,
+                    "debug_info": {"host": "fake-slack", "build_number": 1, "approximate_connection_time": 18060},
+                    "connection_info": {"app_id": APP_ID},
+                }
+            )
 
     # ------------------------------------------------------------------ Web API
     def handle(self, method: str, params: dict[str, Any], token: str | None) -> tuple[int, dict[str, Any]]:
@@ -334,13 +382,20 @@ class FakeSlack:
             return 200, handler(params)
 
     def _m_auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "url": "https://fake.slack.com/", "team": "Fake Team", "user": "athenaeum",
-                "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id}
+        return {
+            "ok": True,
+            "url": "https://fake.slack.com/",
+            "team": "Fake Team",
+            "user": "athenaeum",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+        }
 
     def _page(self, items: list[Any], p: dict[str, Any], key: str, default_limit: int = 100) -> dict[str, Any]:
         start = int(p.get("cursor") or 0)
         limit = max(1, min(int(p.get("limit") or default_limit), 1000))
-        page = items[start:start + limit]
+        page = items[start : start + limit]
         nxt = str(start + limit) if start + limit < len(items) else ""
         return {"ok": True, key: page, "has_more": bool(nxt), "response_metadata": {"next_cursor": nxt}}
 
@@ -361,8 +416,11 @@ class FakeSlack:
         """Top-level messages (and broadcasts) of a channel, newest first, with their negated ts for bisect."""
         cached = self._cache.get(channel)
         if cached is None or cached[0] != self._version:
-            msgs = [m for m in self._history[channel].values()
-                    if m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast"]
+            msgs = [
+                m
+                for m in self._history[channel].values()
+                if m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast"
+            ]
             msgs.sort(key=lambda m: float(m["ts"]), reverse=True)
             cached = (self._version, msgs, [-float(m["ts"]) for m in msgs])
             self._cache[channel] = cached
@@ -407,12 +465,14 @@ class FakeSlack:
 
     def _m_conversations_list(self, p: dict[str, Any]) -> dict[str, Any]:
         types = set(str(p.get("types") or "public_channel").split(","))
+
         def kind(c: dict[str, Any]) -> str:
             if c.get("is_im"):
                 return "im"
             if c.get("is_mpim"):
                 return "mpim"
             return "private_channel" if c.get("is_private") else "public_channel"
+
         chans = [c for c in self.channels.values() if kind(c) in types]
         if str(p.get("exclude_archived", "false")).lower() in ("1", "true"):
             chans = [c for c in chans if not c.get("is_archived")]
@@ -519,8 +579,9 @@ class FakeSlack:
         return {"ok": True}
 
     def _m_assistant_threads_setStatus(self, p: dict[str, Any]) -> dict[str, Any]:
-        self.statuses.append({"channel_id": p.get("channel_id"), "thread_ts": p.get("thread_ts"),
-                              "status": p.get("status")})
+        self.statuses.append(
+            {"channel_id": p.get("channel_id"), "thread_ts": p.get("thread_ts"), "status": p.get("status")}
+        )
         return {"ok": True}
 
 

@@ -139,8 +139,9 @@ def test_slack_errors_become_our_types_with_the_code(fake: FakeSlack) -> None:
 def test_post_message_sends_metadata_and_turns_unfurling_off(fake: FakeSlack) -> None:
     client = client_for(fake, Recorder())
     root = client.post_message("C1", "root")["ts"]
-    client.post_message("C1", "reply", thread_ts=root,
-                        metadata={"event_type": "athenaeum_reply", "event_payload": {"key": "T:C1:1.2"}})
+    client.post_message(
+        "C1", "reply", thread_ts=root, metadata={"event_type": "athenaeum_reply", "event_payload": {"key": "T:C1:1.2"}}
+    )
     call = fake.calls_to("chat.postMessage")[-1]
     assert call.params["unfurl_links"] is False and call.params["unfurl_media"] is False
     reply = fake.bot_messages("C1", thread_ts=root)[-1]
@@ -153,8 +154,9 @@ def test_reactions_and_streams_and_status(fake: FakeSlack) -> None:
     ts = client.post_message("C1", "q")["ts"]
     assert client.add_reaction("C1", ts, "white_check_mark") is True
     assert client.add_reaction("C1", ts, "white_check_mark") is False
-    started = client.write("chat.startStream", channel="C1", thread_ts=ts, recipient_user_id="U1",
-                           recipient_team_id=fake.team_id)
+    started = client.write(
+        "chat.startStream", channel="C1", thread_ts=ts, recipient_user_id="U1", recipient_team_id=fake.team_id
+    )
     client.write("chat.appendStream", channel="C1", ts=started["ts"], markdown_text="Hel")
     client.write("chat.stopStream", channel="C1", ts=started["ts"], markdown_text="lo")
     assert fake.messages("C1", thread_ts=ts)[-1]["text"] == "Hello"

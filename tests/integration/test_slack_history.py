@@ -51,8 +51,9 @@ def test_import_paginates_history_and_threads(fake: FakeSlack, db: DatabaseConne
     assert len(fake.calls_to("conversations.history")) == 7  # ceil(25 / 4)
     assert {c.params["limit"] for c in fake.calls_to("conversations.history")} == {"4"}
     assert count(db, "SELECT reply_count FROM slack_messages WHERE ts = '1700001000.000000'") == 3
-    assert count(db, "SELECT count(*) FROM slack_messages WHERE thread_ts = '1700001000.000005' "
-                     "AND ts <> thread_ts") == 3
+    assert (
+        count(db, "SELECT count(*) FROM slack_messages WHERE thread_ts = '1700001000.000005' AND ts <> thread_ts") == 3
+    )
     with db.session() as s:
         row = s.get(SlackImportProgress, "C1")
         assert row is not None and row.status == "done" and row.messages_imported == 40
@@ -138,19 +139,47 @@ def test_only_one_sync_runs_at_a_time(fake: FakeSlack, db: DatabaseConnection) -
 
 def write_export(root: Path) -> None:
     (root / "general").mkdir(parents=True)
-    (root / "channels.json").write_text(json.dumps([{"id": "C1", "name": "general", "created": 1600000000,
-                                                     "topic": {"value": "t"}, "purpose": {"value": "p"}}]))
+    (root / "channels.json").write_text(
+        json.dumps(
+            [{"id": "C1", "name": "general", "created": 1600000000, "topic": {"value": "t"}, "purpose": {"value": "p"}}]
+        )
+    )
     (root / "users.json").write_text(json.dumps([{"id": "U1", "name": "ada", "profile": {"real_name": "Ada"}}]))
-    (root / "general" / "2023-11-14.json").write_text(json.dumps([
-        {"type": "message", "user": "U1", "text": "first", "ts": "1700000000.000001"},
-        {"type": "message", "user": "U1", "text": "joined", "ts": "1700000000.000002", "subtype": "channel_join"},
-        {"type": "message", "user": "U1", "text": "root", "ts": "1700000001.000001", "thread_ts": "1700000001.000001",
-         "reply_count": 1},
-    ]))
-    (root / "general" / "2023-11-15.json").write_text(json.dumps([
-        {"type": "message", "user": "U2", "text": "reply", "ts": "1700090000.000001",
-         "thread_ts": "1700000001.000001"},
-    ]))
+    (root / "general" / "2023-11-14.json").write_text(
+        json.dumps(
+            [
+                {"type": "message", "user": "U1", "text": "first", "ts": "1700000000.000001"},
+                {
+                    "type": "message",
+                    "user": "U1",
+                    "text": "joined",
+                    "ts": "1700000000.000002",
+                    "subtype": "channel_join",
+                },
+                {
+                    "type": "message",
+                    "user": "U1",
+                    "text": "root",
+                    "ts": "1700000001.000001",
+                    "thread_ts": "1700000001.000001",
+                    "reply_count": 1,
+                },
+            ]
+        )
+    )
+    (root / "general" / "2023-11-15.json").write_text(
+        json.dumps(
+            [
+                {
+                    "type": "message",
+                    "user": "U2",
+                    "text": "reply",
+                    "ts": "1700090000.000001",
+                    "thread_ts": "1700000001.000001",
+                },
+            ]
+        )
+    )
 
 
 def test_export_directory_import_is_idempotent_and_resumable(tmp_path: Path, db: DatabaseConnection) -> None:

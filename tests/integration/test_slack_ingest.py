@@ -70,9 +70,17 @@ def test_message_and_app_mention_twins_are_one_question(db: DatabaseConnection) 
     [question] = events(db, QUESTION_EVENT_TYPE)
     assert question["dedupe_key"] == f"T0FAKE:C1:{ts}"
     assert question["payload"] == {
-        "team_id": "T0FAKE", "channel_id": "C1", "ts": ts, "thread_ts": None, "reply_thread_ts": ts,
-        "user_id": "U1", "text": "<@UBOT> what is X?", "channel_type": "channel", "reason": "mention",
-        "source_event_id": "EvA", "source_event_type": "message",
+        "team_id": "T0FAKE",
+        "channel_id": "C1",
+        "ts": ts,
+        "thread_ts": None,
+        "reply_thread_ts": ts,
+        "user_id": "U1",
+        "text": "<@UBOT> what is X?",
+        "channel_type": "channel",
+        "reason": "mention",
+        "source_event_id": "EvA",
+        "source_event_type": "message",
     }
     with db.session() as s:
         assert s.execute(text("SELECT count(*) FROM slack_messages")).scalar_one() == 1
@@ -86,8 +94,11 @@ def test_dms_and_threads_the_bot_is_in_are_questions_others_are_not(db: Database
     ing.ingest(fake.event_callback(ev.message("C1", root, "a plain post")))
     plain_reply = ing.ingest(fake.event_callback(ev.message("C1", "1700000002.000002", "me too", thread_ts=root)))
     assert plain_reply.question_key is None
-    ing.ingest(fake.event_callback(ev.message("C1", "1700000002.000003", "bot answer", user="UBOT",
-                                              thread_ts=root, bot_id="BBOT")))
+    ing.ingest(
+        fake.event_callback(
+            ev.message("C1", "1700000002.000003", "bot answer", user="UBOT", thread_ts=root, bot_id="BBOT")
+        )
+    )
     follow_up = ing.ingest(fake.event_callback(ev.message("C1", "1700000002.000004", "and then?", thread_ts=root)))
     assert follow_up.question_key == "T0FAKE:C1:1700000002.000004"
     payload = events(db, QUESTION_EVENT_TYPE)[-1]["payload"]
@@ -150,8 +161,13 @@ def test_channel_and_user_events_keep_the_directory_current(db: DatabaseConnecti
         assert chan is not None and (chan.name, chan.is_archived, chan.member_count) == ("renamed", True, 1)
     ing.ingest(cb({"type": "channel_unarchive", "channel": "C9", "user": "U1"}))
     ing.ingest(cb({"type": "channel_deleted", "channel": "C9"}))
-    user = {"id": "U5", "team_id": "T0FAKE", "name": "grace", "tz": "UTC",
-            "profile": {"real_name": "Grace H", "display_name": "grace", "title": "Admiral"}}
+    user = {
+        "id": "U5",
+        "team_id": "T0FAKE",
+        "name": "grace",
+        "tz": "UTC",
+        "profile": {"real_name": "Grace H", "display_name": "grace", "title": "Admiral"},
+    }
     ing.ingest(cb({"type": "team_join", "user": user}))
     ing.ingest(cb({"type": "user_change", "user": {**user, "deleted": True}}))
     ing.ingest(cb({"type": "pin_added", "channel_id": "C9"}))
@@ -167,8 +183,15 @@ def test_channel_and_user_events_keep_the_directory_current(db: DatabaseConnecti
     ("payload", "reason"),
     [
         ({"type": "event_callback", "team_id": "T0FAKE", "event": {"type": "message"}}, "no event_id"),
-        ({"type": "event_callback", "team_id": "T0FAKE", "event_id": "EvM", "event": {"type": "message",
-          "channel": "C1", "ts": "not-a-ts"}}, "no valid ts"),
+        (
+            {
+                "type": "event_callback",
+                "team_id": "T0FAKE",
+                "event_id": "EvM",
+                "event": {"type": "message", "channel": "C1", "ts": "not-a-ts"},
+            },
+            "no valid ts",
+        ),
         ({"type": "url_verification"}, "not 'event_callback'"),
     ],
 )
