@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy.exc import DBAPIError
 
 from database.errors import DatabaseUnavailableError
 from slack.events import MalformedEventError
@@ -98,7 +99,7 @@ class HttpEventsServer:
             return 200, {"ok": True}
         try:
             self.ingester.ingest(payload)
-        except DatabaseUnavailableError:
+        except (DatabaseUnavailableError, DBAPIError):
             return 503, {"ok": False, "error": "database_unavailable"}  # Slack retries; the key dedupes
         except MalformedEventError:
             return 200, {"ok": True}  # recorded as failed with its reason

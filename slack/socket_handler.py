@@ -22,6 +22,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.socket_mode.websocket_client import SocketModeClient
 from slack_sdk.web import WebClient
+from sqlalchemy.exc import DBAPIError
 
 from database import DatabaseConnection
 from database.errors import DatabaseUnavailableError
@@ -185,6 +186,15 @@ class SocketModeIngestion:
         except MalformedEventError:
             self._count("malformed")
             self._ack(envelope.envelope_id)  # recorded as failed by the ingester
+            return
+        except DBAPIError as exc:
+            # A database error (deadlock, statement timeout...) may be transient: no ack, Slack redelivers.
+            self._count("unacked_db_down")
+            _log.warning(
+                "database error; envelope not acked",
+                envelope_id=envelope.envelope_id,
+                error=type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__,
+            )
             return
         except Exception as exc:  # a poison event: isolate it with its reason, keep the socket flowing
             self._count("malformed")

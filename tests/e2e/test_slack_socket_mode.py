@@ -119,6 +119,30 @@ def test_no_ack_while_the_database_is_down_then_the_redelivery_is_stored_once(
     assert count(db, "SELECT count(*) FROM events WHERE event_type = 'slack.question'") == 1
 
 
+def test_a_database_error_is_not_acked_and_the_redelivery_is_stored(
+    fake: FakeSlack, db: DatabaseConnection, handler: SocketModeIngestion
+) -> None:
+    """A failing statement (not a lost connection) must not be acked as if it were stored."""
+    with db.session() as s:
+        s.execute(
+            text(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'refused'; END $$"
+            )
+        )
+        s.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON slack_messages FOR EACH ROW EXECUTE FUNCTION refuse()"))
+    payload = fake.event_callback(ev.message("C1", "1700000106.000001", "later"), event_id="EvErr")
+    first = fake.send_envelope(payload)
+    assert fake.wait_for(lambda: handler.stats["unacked_db_down"] >= 1, WAIT)
+    assert first not in fake.acks
+    assert count(db, "SELECT count(*) FROM events") == 0  # the whole transaction rolled back
+    with db.session() as s:
+        s.execute(text("DROP TRIGGER refuse ON slack_messages"))
+    again = fake.send_envelope(payload, retry_attempt=1, retry_reason="timeout")
+    assert fake.wait_for_acks([again], WAIT)
+    assert count(db, "SELECT count(*) FROM slack_messages") == 1
+
+
 def test_a_slow_insert_and_a_concurrent_redelivery_store_one_row(
     fake: FakeSlack, db: DatabaseConnection, handler: SocketModeIngestion
 ) -> None:
