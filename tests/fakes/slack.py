@@ -13,7 +13,12 @@ It speaks Slack's wire format so the real ``slack_sdk`` is what gets exercised::
 
 Web API methods: ``auth.test``, ``apps.connections.open``, ``conversations.history/replies/list/info``,
 ``users.list/info``, ``chat.postMessage/update/delete``, ``chat.startStream/appendStream/stopStream``,
-``reactions.add``, ``assistant.threads.setStatus``. Every call is recorded in :attr:`calls`.
+``reactions.add``, ``assistant.threads.setStatus``. Every call is recorded in :attr:`calls` (``calls_to(m)``).
+Posted messages live in the channel's history with their ``metadata``/``blocks``: :meth:`messages`,
+:meth:`bot_messages` (one thread with ``thread_ts=``); ``reactions`` are on the message dicts; statuses set
+with ``assistant.threads.setStatus`` are in :attr:`statuses`; :meth:`expire_stream` makes a stream answer
+``message_not_in_streaming_state``. ``chat.startStream`` in a thread requires ``recipient_user_id`` and
+``recipient_team_id``, as Slack does.
 
 Knobs (each applies to the next ``times`` calls of ``method``; ``"*"`` matches any method):
 
