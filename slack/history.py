@@ -76,26 +76,42 @@ def _start(session: Session, channel_id: str, oldest: str | None, latest: str | 
 
 
 def _prefetch(pages: Iterator[Any], depth: int = 2) -> Iterator[Any]:
-    """Iterate ``pages`` on a helper thread, ``depth`` pages ahead (HTTP overlaps the database writes)."""
+    """Iterate ``pages`` on a helper thread, ``depth`` pages ahead (HTTP overlaps the database writes).
+
+    If the consumer stops early (an exception while writing), the helper stops after its current page.
+    """
     buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    done = object()
+    done, stop = object(), threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def produce() -> None:
         try:
             for page in pages:
-                buffer.put(page)
-            buffer.put(done)
+                if not put(page):
+                    return
+            put(done)
         except BaseException as exc:  # re-raised in the consumer
-            buffer.put(exc)
+            put(exc)
 
     threading.Thread(target=produce, name="slack-import-fetch", daemon=True).start()
-    while True:
-        item = buffer.get()
-        if item is done:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def import_channel(
