@@ -22,12 +22,13 @@ import mcp_cli  # noqa: E402  (mcp/mcp_cli.py)
 from agent.commands import database as database_commands  # noqa: E402
 from agent.commands import queue as queue_commands  # noqa: E402
 from agent.commands import run as run_commands  # noqa: E402
+from agent.commands import slack as slack_commands  # noqa: E402
 from agent.commands.context import AppContext  # noqa: E402
 from agent.config import Config  # noqa: E402
 from agent.logging import configure_logging  # noqa: E402
 from database.errors import AthenaeumError  # noqa: E402
 
-COMMAND_MODULES = [run_commands, queue_commands, database_commands, docs_cli, mcp_cli]
+COMMAND_MODULES = [run_commands, queue_commands, database_commands, slack_commands, docs_cli, mcp_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:
