@@ -20,12 +20,16 @@ from database.errors import (
     EmbeddedDatabaseError,
 )
 from database.models import EVENT_STATUSES, EVENTS_NOTIFY_CHANNEL, Base, Event
+from database.assistant_models import REPLY_STATES, AgentRun, ChatMessage, ReplyLedger
 from database.notify import NotificationListener
 
 __all__ = [
     "EVENTS_NOTIFY_CHANNEL",
     "EVENT_STATUSES",
+    "REPLY_STATES",
+    "AgentRun",
     "AthenaeumError",
+    "ChatMessage",
     "Base",
     "DatabaseConnection",
     "DatabaseError",
@@ -34,6 +38,7 @@ __all__ = [
     "EmbeddedPostgres",
     "Event",
     "NotificationListener",
+    "ReplyLedger",
     "create_tables",
     "get_default_connection",
     "get_session",
