@@ -34,19 +34,15 @@ def _inline(text: str) -> str:
         if i % 2 == 1:  # inline code: escape only
             out.append(_escape(part))
             continue
-        links: list[str] = []
-
-        def keep_link(m: re.Match[str]) -> str:
-            links.append(f"<{m.group(2)}|{_escape(m.group(1))}>")
-            return f"\x00{len(links) - 1}\x00"
-
-        part = _LINK.sub(keep_link, part)
+        links = [f"<{m.group(2)}|{_escape(m.group(1))}>" for m in _LINK.finditer(part)]
+        counter = iter(range(len(links)))
+        part = _LINK.sub(lambda _m, numbers=counter: f"\x00{next(numbers)}\x00", part)
         part = _escape(part)
         part = _ITALIC_STAR.sub(r"_\1_", part)
         part = _BOLD.sub(r"*\1*", part)
         part = _BOLD_UNDERSCORE.sub(r"*\1*", part)
         part = _STRIKE.sub(r"~\1~", part)
-        part = re.sub(r"\x00(\d+)\x00", lambda m: links[int(m.group(1))], part)
+        part = re.sub(r"\x00(\d+)\x00", lambda m, found=links: found[int(m.group(1))], part)
         out.append(part)
     return "".join(out)
 

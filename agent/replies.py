@@ -185,4 +185,5 @@ class TerminalSink:
 
     def fail(self, text: str) -> None:
         self.failed = text
-        print(text, file=self.err or sys.stderr, flush=True)
+        if self.err is not None:
+            print(text, file=self.err, flush=True)

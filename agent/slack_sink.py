@@ -74,7 +74,8 @@ class SlackWriter:
                 return dict(response.data) if isinstance(response.data, dict) else {}
             except SlackApiError as exc:
                 if exc.response.status_code == 429:
-                    wait = float(exc.response.headers.get("retry-after") or exc.response.headers.get("Retry-After") or 1)
+                    headers = exc.response.headers
+                    wait = float(headers.get("retry-after") or headers.get("Retry-After") or 1)
                     self._wait(wait)
                     continue
                 error = exc.response.get("error") if exc.response is not None else None

@@ -28,10 +28,10 @@ REASON_OVERLOADED = "Claude is overloaded or unreachable"
 REASON_INTERNAL = "an internal error occurred"
 
 RETRIEVAL_HEADER = (
-    "*Search results* (no Claude API key is configured, so these are the best matches, not an answer):"
+    "**Search results** (no Claude API key is configured, so these are the best matches, not an answer):"
 )
 RETRIEVAL_NOTHING = (
-    "*Search results:* nothing matched. (No Claude API key is configured, so I can only search; "
+    "**Search results:** nothing matched. (No Claude API key is configured, so I can only search; "
     "set ANTHROPIC_API_KEY for real answers.)"
 )
 RETRIEVAL_NO_TOOLS = (

@@ -3,6 +3,7 @@
 Imports nothing else of Athenaeum's. Other packages use only the names exported here.
 """
 
+from database.assistant_models import REPLY_STATES, AgentRun, ChatMessage, ReplyLedger
 from database.connection import (
     DatabaseConnection,
     create_tables,
@@ -20,7 +21,6 @@ from database.errors import (
     EmbeddedDatabaseError,
 )
 from database.models import EVENT_STATUSES, EVENTS_NOTIFY_CHANNEL, Base, Event
-from database.assistant_models import REPLY_STATES, AgentRun, ChatMessage, ReplyLedger
 from database.notify import NotificationListener
 
 __all__ = [
@@ -29,8 +29,8 @@ __all__ = [
     "REPLY_STATES",
     "AgentRun",
     "AthenaeumError",
-    "ChatMessage",
     "Base",
+    "ChatMessage",
     "DatabaseConnection",
     "DatabaseError",
     "DatabaseUnavailableError",

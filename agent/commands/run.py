@@ -10,8 +10,11 @@ from typing import Any
 
 import structlog
 
+from agent.assistant_setup import build_assistant, server_specs, slack_writer_from_config
 from agent.commands.context import AppContext
+from agent.questions import QUESTION_EVENT_TYPES
 from agent.snapshot import EventSnapshot
+from agent.tools import ToolHub
 from agent.worker_pool import WorkerPool
 
 _log = structlog.get_logger("athenaeum.run")
@@ -37,12 +40,28 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
             "Slack is not configured; running workers only",
             missing=", ".join(missing),
             fix="set SLACK_APP_TOKEN and SLACK_BOT_TOKEN (docs/SLACK_SETUP.md)",
+            hint="`python athenaeum.py chat` works meanwhile",
         )
+    tools = ToolHub(server_specs(ctx.config)).start()
+    writer, bot_user_id = slack_writer_from_config(ctx.config)
+    assistant = build_assistant(ctx.config, ctx.db, slack_writer=writer, tools=tools, bot_user_id=bot_user_id)
+    if assistant.llm is None:
+        _log.warning("ANTHROPIC_API_KEY is not set: questions are answered with search results only")
+
+    def process(event: EventSnapshot) -> None:
+        if event.event_type in QUESTION_EVENT_TYPES:
+            assistant(event)
+        else:
+            log_event(event)
+
     pool = WorkerPool(
         size=getattr(args, "workers", None) or ctx.config.worker_pool_size,
         db_connection=ctx.db,
-        process_func=log_event,
+        process_func=process,
         config=ctx.config,
     )
-    pool.run_forever()
+    try:
+        pool.run_forever()
+    finally:
+        tools.close()
     return 0

@@ -84,7 +84,8 @@ class FakeAnthropic:
         self._seen_systems: set[str] = set()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-anthropic", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-anthropic",
+                                        daemon=True)
 
     @property
     def base_url(self) -> str:

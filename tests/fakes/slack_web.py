@@ -97,7 +97,8 @@ class FakeSlackWeb:
             self.calls.append((method, args))
             fault = self._faults[method].popleft() if self._faults[method] else None
         if fault and fault[0] == "ratelimit":
-            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(fault[1].get("retry_after", 1))}, False
+            headers = {"Retry-After": str(fault[1].get("retry_after", 1))}
+            return 429, {"ok": False, "error": "ratelimited"}, headers, False
         if fault and fault[0] == "error":
             return 200, {"ok": False, "error": fault[1].get("code", "internal_error")}, {}, False
         drop = bool(fault and fault[0] == "reset_after_store")
@@ -135,7 +136,8 @@ class FakeSlackWeb:
                 msg.metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
             return {"ok": True, "channel": a["channel"], "ts": a["ts"]}
         if method == "conversations.replies":
-            thread = [m for m in self.messages if m.channel == a["channel"] and (m.ts == a["ts"] or m.thread_ts == a["ts"])]
+            thread = [m for m in self.messages
+                      if m.channel == a["channel"] and a["ts"] in (m.ts, m.thread_ts)]
             include = str(a.get("include_all_metadata", "")).lower() in ("1", "true")
             out = []
             for m in thread:

@@ -47,7 +47,8 @@ def test_streams_text_deltas_and_returns_the_whole_answer(fake: FakeAnthropic) -
 
 def test_tool_use_input_is_assembled_from_json_deltas(fake: FakeAnthropic) -> None:
     fake.script(tool_use(("search_docs", {"query": "lease timeout", "limit": 3}), text="Let me look."))
-    result = ask(client(fake, []), tools=[{"name": "search_docs", "description": "d", "input_schema": {"type": "object"}}])
+    tools = [{"name": "search_docs", "description": "d", "input_schema": {"type": "object"}}]
+    result = ask(client(fake, []), tools=tools)
     assert result.stop_reason == "tool_use"
     assert [(t.name, t.input) for t in result.tool_uses] == [("search_docs", {"query": "lease timeout", "limit": 3})]
     assert result.content[0] == {"type": "text", "text": "Let me look."}
