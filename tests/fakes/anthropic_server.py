@@ -54,8 +54,8 @@ class Step:
     chunk_size: int = 8
 
 
-def text(answer: str) -> Step:
-    return Step("text", text=answer)
+def text(answer: str, chunk_size: int = 8) -> Step:
+    return Step("text", text=answer, chunk_size=chunk_size)
 
 
 def tool_use(*tools: tuple[str, dict[str, Any]], text: str = "") -> Step:
