@@ -188,7 +188,7 @@ class SlackReplySink:
                              metadata=self._metadata(0))
             self.streaming = False
             self._ledger(streaming=False, delivered_chars=len(text))
-            parts = parts[1:] if len(parts) > 1 else []
+            parts = []  # the streamed message (Markdown, up to STREAM_LIMIT_CHARS) holds the whole answer
             first_done = True
         else:
             if self.streaming:

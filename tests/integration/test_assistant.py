@@ -329,3 +329,11 @@ def test_without_an_api_key_the_answer_is_labelled_search_results_with_links(h: 
     assert "<https://docs.example/leases|Leases>" in reply
     assert "PRIVATE-SECRET" not in reply  # audience rules hold for search results too
     assert h.llm.requests == [] and h.runs()[0].mode == "retrieval"
+
+
+def test_a_streamed_answer_longer_than_one_text_message_stays_one_streamed_message(h: Harness) -> None:
+    answer = " ".join(f"w{i}" for i in range(1500))  # ~8,000 characters: over 3,900, under the stream limit
+    h.llm.script(text(answer, chunk_size=500))
+    event_id, ts = h.ask("q")
+    h.run(event_id)
+    assert only_reply(h, "CPUB", ts) == answer
