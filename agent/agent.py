@@ -98,10 +98,10 @@ class Assistant:
 
     def __call__(self, event: EventSnapshot) -> None:
         question = parse_question(event)
-        log = _log.bind(event_id=event.id, attempt=event.attempt, source=question.source,
-                        channel=question.channel_id)
-        reason = ignore_reason(question, bot_user_id=self.settings.bot_user_id,
-                               allowed_channels=self.settings.allowed_channels)
+        log = _log.bind(event_id=event.id, attempt=event.attempt, source=question.source, channel=question.channel_id)
+        reason = ignore_reason(
+            question, bot_user_id=self.settings.bot_user_id, allowed_channels=self.settings.allowed_channels
+        )
         if reason is not None:
             log.info("question ignored", reason=reason)
             return
@@ -152,9 +152,15 @@ class Assistant:
         for turn in range(self.settings.max_turns):
             last = turn == self.settings.max_turns - 1
             turn_text = ""
-            result = self.llm.stream_turn(system=self.system_prompt, messages=messages, tools=tools,
-                                          on_text=on_text, on_restart=on_restart, deadline=deadline,
-                                          allow_tools=not last)
+            result = self.llm.stream_turn(
+                system=self.system_prompt,
+                messages=messages,
+                tools=tools,
+                on_text=on_text,
+                on_restart=on_restart,
+                deadline=deadline,
+                allow_tools=not last,
+            )
             run.usage.add(result.usage)
             done_text = _join(done_text, result.text)
             if not result.tool_uses:
@@ -172,11 +178,17 @@ class Assistant:
                 else:
                     output = self.tools.call(call.name, call.input, audience)
                     output_text, is_error = output.text, output.is_error
-                results.append({"type": "tool_result", "tool_use_id": call.id, "content": output_text,
-                                "is_error": is_error})
+                results.append(
+                    {"type": "tool_result", "tool_use_id": call.id, "content": output_text, "is_error": is_error}
+                )
             if turn + 1 == self.settings.max_turns - 1:
-                results.append({"type": "text", "text": "You have reached the limit of tool use. Answer now with "
-                                                        "what you know, and say what is still unknown."})
+                results.append(
+                    {
+                        "type": "text",
+                        "text": "You have reached the limit of tool use. Answer now with "
+                        "what you know, and say what is still unknown.",
+                    }
+                )
             messages.append({"role": "user", "content": results})
         run.status = "turn_limit"  # only reached when the last turn still asked for tools
         return _join(done_text, texts.TURN_LIMIT_NOTE.format(turns=self.settings.max_turns).strip())
@@ -184,26 +196,44 @@ class Assistant:
     def _user_prompt(self, question: Question) -> str:
         with self.db.session() as session:
             if question.source == "local":
-                history = load_local_context(session, question.conversation_id or "", question.message_id,
-                                             self.settings.context_max_messages, self.tz)
+                history = load_local_context(
+                    session,
+                    question.conversation_id or "",
+                    question.message_id,
+                    self.settings.context_max_messages,
+                    self.tz,
+                )
                 where, who = "a local terminal conversation", "the operator"
             else:
-                history = load_slack_context(session, question.channel_id, question.thread_ts, question.ts or "",
-                                             self.settings.context_max_messages, self.tz, self.settings.bot_user_id)
+                history = load_slack_context(
+                    session,
+                    question.channel_id,
+                    question.thread_ts,
+                    question.ts or "",
+                    self.settings.context_max_messages,
+                    self.tz,
+                    self.settings.bot_user_id,
+                )
                 names = user_names(session, {question.user_id} if question.user_id else set())
                 who = names.get(question.user_id or "", question.user_id or "someone")
                 where = _describe_channel(question, channel_name(session, question.channel_id))
         selected = select_context(history, self.settings.context_token_budget, self.settings.context_max_messages)
-        context = self.prompts.render("context.md.j2", messages=[_as_dict(m) for m in selected.messages],
-                                      truncated=selected.truncated)
+        context = self.prompts.render(
+            "context.md.j2", messages=[_as_dict(m) for m in selected.messages], truncated=selected.truncated
+        )
         return self.prompts.render(
-            "user.md.j2", context=context, channel_description=where, user_name=who, question=question.text,
+            "user.md.j2",
+            context=context,
+            channel_description=where,
+            user_name=who,
+            question=question.text,
             local_time=datetime.now(UTC).astimezone(self.tz).strftime(f"%A %Y-%m-%d %H:%M ({self.settings.timezone})"),
         )
 
     # ------------------------------------------------------------------ outcomes
-    def _on_failure(self, question: Question, sink: ReplySink, event: EventSnapshot, exc: BaseException,
-                    log: Any) -> None:
+    def _on_failure(
+        self, question: Question, sink: ReplySink, event: EventSnapshot, exc: BaseException, log: Any
+    ) -> None:
         permanent = isinstance(exc, PermanentError)
         last_attempt = event.retry_count >= self.settings.max_retry_count
         try:
@@ -222,8 +252,9 @@ class Assistant:
             return
         with self.db.session() as session:
             session.execute(
-                sql("INSERT INTO chat_messages (conversation_id, role, text, event_id) "
-                    "VALUES (:c, 'assistant', :t, :e)"),
+                sql(
+                    "INSERT INTO chat_messages (conversation_id, role, text, event_id) VALUES (:c, 'assistant', :t, :e)"
+                ),
                 {"c": question.conversation_id, "t": answer, "e": question.event_id},
             )
 
@@ -241,11 +272,22 @@ class Assistant:
                             :ms, :cost, :error)
                         """
                     ),
-                    {"event_id": event.id, "key": question.request_key, "mode": run.mode, "model": run.model,
-                     "status": run.status, "i": usage.input_tokens, "o": usage.output_tokens,
-                     "cw": usage.cache_creation_tokens, "cr": usage.cache_read_tokens, "calls": usage.calls,
-                     "tools": run.tool_calls, "ms": run.duration_ms, "cost": usage.cost_usd(run.model),
-                     "error": redact(run.error) if run.error else None},
+                    {
+                        "event_id": event.id,
+                        "key": question.request_key,
+                        "mode": run.mode,
+                        "model": run.model,
+                        "status": run.status,
+                        "i": usage.input_tokens,
+                        "o": usage.output_tokens,
+                        "cw": usage.cache_creation_tokens,
+                        "cr": usage.cache_read_tokens,
+                        "calls": usage.calls,
+                        "tools": run.tool_calls,
+                        "ms": run.duration_ms,
+                        "cost": usage.cost_usd(run.model),
+                        "error": redact(run.error) if run.error else None,
+                    },
                 )
         except Exception as exc:  # usage is bookkeeping: never fail an answered question over it
             _log.warning("could not record the agent run", event_id=event.id, reason=_describe(exc))
@@ -281,7 +323,8 @@ def _as_dict(message: ContextMessage) -> dict[str, Any]:
 
 def _describe_channel(question: Question, name: str | None) -> str:
     kind = {"im": "a direct message", "mpim": "a group direct message", "group": "a private channel"}.get(
-        question.channel_type, "a public channel")
+        question.channel_type, "a public channel"
+    )
     shared = " shared with another organisation" if question.is_shared else ""
     label = f" #{name}" if name else ""
     return f"Slack, {kind}{label}{shared}"

@@ -96,12 +96,19 @@ def _simple_specs(path: Path) -> list[ServerSpec]:
     for name, entry in servers.items():
         if entry.get("disabled"):
             continue
-        specs.append(ServerSpec(
-            name=name, command=entry.get("command"), args=tuple(entry.get("args") or ()), env=entry.get("env") or {},
-            url=entry.get("url"), headers=entry.get("headers") or {},
-            allowed_tools=tuple(entry["allowed_tools"]) if entry.get("allowed_tools") else None,
-            tool_prefix=entry.get("tool_prefix") or "", internal_only=bool(entry.get("internal_only")),
-        ))
+        specs.append(
+            ServerSpec(
+                name=name,
+                command=entry.get("command"),
+                args=tuple(entry.get("args") or ()),
+                env=entry.get("env") or {},
+                url=entry.get("url"),
+                headers=entry.get("headers") or {},
+                allowed_tools=tuple(entry["allowed_tools"]) if entry.get("allowed_tools") else None,
+                tool_prefix=entry.get("tool_prefix") or "",
+                internal_only=bool(entry.get("internal_only")),
+            )
+        )
     return specs
 
 
@@ -125,9 +132,16 @@ def build_assistant(
             _log.warning("a Slack question arrived but Slack is not configured; the answer is not posted")
             return NullSink()
         return SlackReplySink(
-            slack_writer, db, request_key=question.request_key, event_id=question.event_id,
-            channel_id=question.channel_id, thread_ts=question.reply_thread_ts or "", question_ts=question.ts,
-            user_id=question.user_id, team_id=question.team_id, mode=config.reply_streaming,
+            slack_writer,
+            db,
+            request_key=question.request_key,
+            event_id=question.event_id,
+            channel_id=question.channel_id,
+            thread_ts=question.reply_thread_ts or "",
+            question_ts=question.ts,
+            user_id=question.user_id,
+            team_id=question.team_id,
+            mode=config.reply_streaming,
             update_interval=config.reply_update_interval,
         )
 
@@ -142,8 +156,12 @@ def build_assistant(
         allowed_channels=config.allowed_channels,
     )
     return Assistant(
-        db, sinks, llm=llm if llm is not None else llm_from_config(config), tools=tools,
-        prompts=PromptRenderer(config.prompts_dir), settings=settings,
+        db,
+        sinks,
+        llm=llm if llm is not None else llm_from_config(config),
+        tools=tools,
+        prompts=PromptRenderer(config.prompts_dir),
+        settings=settings,
     )
 
 

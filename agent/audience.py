@@ -36,8 +36,12 @@ class Audience:
 
     def as_meta(self) -> dict[str, Any]:
         """The audience as MCP request metadata (servers that filter by audience read it)."""
-        return {"channel_id": self.channel_id, "channel_type": self.channel_type,
-                "is_shared": self.is_shared, "user_id": self.user_id}
+        return {
+            "channel_id": self.channel_id,
+            "channel_type": self.channel_type,
+            "is_shared": self.is_shared,
+            "user_id": self.user_id,
+        }
 
 
 def _is_private_item(item: dict[str, Any], audience: Audience) -> bool:

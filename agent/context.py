@@ -48,8 +48,9 @@ def select_context(messages: list[ContextMessage], budget_tokens: int, max_messa
     used = 0
     for message in reversed(messages):
         if len(message.text) > MAX_MESSAGE_CHARS:
-            message = ContextMessage(message.author, message.text[:MAX_MESSAGE_CHARS] + " […]", message.is_bot,
-                                     message.time)
+            message = ContextMessage(
+                message.author, message.text[:MAX_MESSAGE_CHARS] + " […]", message.is_bot, message.time
+            )
         cost = estimate_tokens(message.text)
         if len(chosen) >= max_messages or used + cost > budget_tokens:
             break
@@ -72,8 +73,9 @@ def format_time(value: datetime | str | None, tz: ZoneInfo) -> str:
     return value.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
-def load_local_context(session: Session, conversation_id: str, before_id: int | None, limit: int,
-                       tz: ZoneInfo, user_name: str = "you") -> list[ContextMessage]:
+def load_local_context(
+    session: Session, conversation_id: str, before_id: int | None, limit: int, tz: ZoneInfo, user_name: str = "you"
+) -> list[ContextMessage]:
     """The latest ``limit`` turns of a local conversation before message ``before_id`` (oldest first)."""
     rows = session.execute(
         text(
@@ -86,8 +88,12 @@ def load_local_context(session: Session, conversation_id: str, before_id: int | 
         {"c": conversation_id, "before": before_id, "n": limit},
     ).all()
     return [
-        ContextMessage(author="assistant" if r.role == "assistant" else user_name, text=r.text,
-                       is_bot=r.role == "assistant", time=format_time(r.created_at, tz))
+        ContextMessage(
+            author="assistant" if r.role == "assistant" else user_name,
+            text=r.text,
+            is_bot=r.role == "assistant",
+            time=format_time(r.created_at, tz),
+        )
         for r in reversed(rows)
     ]
 
@@ -96,8 +102,15 @@ def _table_exists(session: Session, name: str) -> bool:
     return session.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name}).scalar() is True
 
 
-def load_slack_context(session: Session, channel_id: str, thread_ts: str | None, question_ts: str, limit: int,
-                       tz: ZoneInfo, bot_user_id: str | None) -> list[ContextMessage]:
+def load_slack_context(
+    session: Session,
+    channel_id: str,
+    thread_ts: str | None,
+    question_ts: str,
+    limit: int,
+    tz: ZoneInfo,
+    bot_user_id: str | None,
+) -> list[ContextMessage]:
     """The latest ``limit`` messages of a Slack thread before the question (oldest first).
 
     Reads ``slack_messages`` (written by ingestion); without it (ingestion not installed) there is no context.

@@ -66,7 +66,7 @@ def markdown_to_mrkdwn(markdown: str) -> str:
             continue
         bullet = _BULLET.match(line)
         if bullet:
-            line = f"{bullet.group(1)}• {line[bullet.end():]}"
+            line = f"{bullet.group(1)}• {line[bullet.end() :]}"
         out.append(_inline(line))
     return "\n".join(out)
 

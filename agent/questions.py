@@ -53,8 +53,9 @@ class Question:
 
     @property
     def audience(self) -> Audience:
-        return Audience(channel_id=self.channel_id, channel_type=self.channel_type, is_shared=self.is_shared,
-                        user_id=self.user_id)
+        return Audience(
+            channel_id=self.channel_id, channel_type=self.channel_type, is_shared=self.is_shared, user_id=self.user_id
+        )
 
 
 def _text(payload: Mapping[str, Any], name: str, required: bool = True) -> str | None:
@@ -81,17 +82,32 @@ def parse_question(event: EventSnapshot) -> Question:
     if event.event_type == CHAT_QUESTION:
         conversation = _text(payload, "conversation_id")
         message_id = payload.get("message_id")
-        return Question(source="local", request_key=key, event_id=event.id, text=question,
-                        channel_id=f"local:{conversation}", channel_type="local", conversation_id=conversation,
-                        message_id=message_id if isinstance(message_id, int) else None)
+        return Question(
+            source="local",
+            request_key=key,
+            event_id=event.id,
+            text=question,
+            channel_id=f"local:{conversation}",
+            channel_type="local",
+            conversation_id=conversation,
+            message_id=message_id if isinstance(message_id, int) else None,
+        )
     if event.event_type != SLACK_QUESTION:
         raise BadQuestionError(f"not a question event: {event.event_type!r}")
     return Question(
-        source="slack", request_key=key, event_id=event.id, text=question,
-        channel_id=_text(payload, "channel_id") or "", channel_type=_text(payload, "channel_type", False) or "channel",
-        ts=_text(payload, "ts"), thread_ts=_text(payload, "thread_ts", False), user_id=_text(payload, "user_id", False),
-        team_id=_text(payload, "team_id", False), bot_id=_text(payload, "bot_id", False),
-        subtype=_text(payload, "subtype", False), user_team=_text(payload, "user_team", False),
+        source="slack",
+        request_key=key,
+        event_id=event.id,
+        text=question,
+        channel_id=_text(payload, "channel_id") or "",
+        channel_type=_text(payload, "channel_type", False) or "channel",
+        ts=_text(payload, "ts"),
+        thread_ts=_text(payload, "thread_ts", False),
+        user_id=_text(payload, "user_id", False),
+        team_id=_text(payload, "team_id", False),
+        bot_id=_text(payload, "bot_id", False),
+        subtype=_text(payload, "subtype", False),
+        user_team=_text(payload, "user_team", False),
         is_shared=bool(payload.get("is_ext_shared") or payload.get("is_shared")),
     )
 

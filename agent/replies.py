@@ -81,9 +81,16 @@ class LedgerEntry:
     def from_row(cls, row: Any) -> LedgerEntry:
         m = row._mapping
         return cls(
-            request_key=m["request_key"], channel_id=m["channel_id"], thread_ts=m["thread_ts"], state=m["state"],
-            message_ts=m["message_ts"], extra_ts=tuple(m["extra_ts"] or ()), stream_mode=m["stream_mode"],
-            streaming=m["streaming"], delivered_chars=m["delivered_chars"], attempts=m["attempts"],
+            request_key=m["request_key"],
+            channel_id=m["channel_id"],
+            thread_ts=m["thread_ts"],
+            state=m["state"],
+            message_ts=m["message_ts"],
+            extra_ts=tuple(m["extra_ts"] or ()),
+            stream_mode=m["stream_mode"],
+            streaming=m["streaming"],
+            delivered_chars=m["delivered_chars"],
+            attempts=m["attempts"],
             reconciled=m["reconciled"],
         )
 
@@ -107,8 +114,16 @@ def ledger_begin(
     return LedgerEntry.from_row(row)
 
 
-_LEDGER_FIELDS = {"state", "message_ts", "extra_ts", "stream_mode", "streaming", "delivered_chars", "reconciled",
-                  "error"}
+_LEDGER_FIELDS = {
+    "state",
+    "message_ts",
+    "extra_ts",
+    "stream_mode",
+    "streaming",
+    "delivered_chars",
+    "reconciled",
+    "error",
+}
 
 
 def ledger_update(session: Session, request_key: str, **fields: Any) -> None:
@@ -164,7 +179,7 @@ class TerminalSink:
         if not self.stream:
             return
         if text.startswith(self.delivered):
-            self.out.write(text[len(self.delivered):])
+            self.out.write(text[len(self.delivered) :])
         else:  # a model turn was regenerated: say so instead of garbling the text
             self.out.write("\n[restarted]\n" + text)
         self.out.flush()

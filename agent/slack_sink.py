@@ -168,8 +168,9 @@ class SlackReplySink:
 
     def status(self, text: str) -> None:
         try:
-            self.writer.call("assistant.threads.setStatus", channel_id=self.channel, thread_ts=self.thread_ts,
-                             status=text[:50])
+            self.writer.call(
+                "assistant.threads.setStatus", channel_id=self.channel, thread_ts=self.thread_ts, status=text[:50]
+            )
         except ReplyError:
             pass  # not an assistant thread, or no scope: status is a nicety
 
@@ -183,9 +184,14 @@ class SlackReplySink:
     def finish(self, text: str) -> None:
         parts = split_message(markdown_to_mrkdwn(text), MESSAGE_LIMIT_CHARS)
         if self.streaming and text.startswith(self.delivered) and len(text) <= STREAM_LIMIT_CHARS:
-            rest = text[len(self.delivered):]
-            self.writer.call("chat.stopStream", channel=self.channel, ts=self.ts, markdown_text=rest or None,
-                             metadata=self._metadata(0))
+            rest = text[len(self.delivered) :]
+            self.writer.call(
+                "chat.stopStream",
+                channel=self.channel,
+                ts=self.ts,
+                markdown_text=rest or None,
+                metadata=self._metadata(0),
+            )
             self.streaming = False
             self._ledger(streaming=False, delivered_chars=len(text))
             parts = []  # the streamed message (Markdown, up to STREAM_LIMIT_CHARS) holds the whole answer
@@ -196,8 +202,7 @@ class SlackReplySink:
             first_done = False
         if not first_done:
             self._ensure_message(parts[0], post_mode=True)
-            self.writer.call("chat.update", channel=self.channel, ts=self.ts, text=parts[0],
-                             metadata=self._metadata(0))
+            self.writer.call("chat.update", channel=self.channel, ts=self.ts, text=parts[0], metadata=self._metadata(0))
             parts = parts[1:]
         for index, part in enumerate(parts, start=1):
             if index <= len(self.extra_ts):  # posted by an earlier attempt: make it right
@@ -215,8 +220,7 @@ class SlackReplySink:
             if self.ts is None:
                 self._ensure_message(text, post_mode=True)
             else:
-                self.writer.call("chat.update", channel=self.channel, ts=self.ts, text=text,
-                                 metadata=self._metadata(0))
+                self.writer.call("chat.update", channel=self.channel, ts=self.ts, text=text, metadata=self._metadata(0))
             self.delivered = ""
             self._ledger(delivered_chars=0)
         except ReplyError as exc:
@@ -231,8 +235,9 @@ class SlackReplySink:
             self.writer.call("chat.update", channel=self.channel, ts=self.ts, text=text, metadata=self._metadata(0))
         if self.question_ts:
             try:
-                self.writer.call("reactions.add", channel=self.channel, timestamp=self.question_ts,
-                                 name=texts.FAILURE_REACTION)
+                self.writer.call(
+                    "reactions.add", channel=self.channel, timestamp=self.question_ts, name=texts.FAILURE_REACTION
+                )
             except ReplyError:
                 pass
         self._ledger(state="failed")
@@ -248,8 +253,13 @@ class SlackReplySink:
     def _post(self, text: str, *, part_index: int) -> str:
         try:
             response = self.writer.call(
-                "chat.postMessage", channel=self.channel, thread_ts=self.thread_ts, text=text,
-                metadata=self._metadata(part_index), unfurl_links=False, unfurl_media=False,
+                "chat.postMessage",
+                channel=self.channel,
+                thread_ts=self.thread_ts,
+                text=text,
+                metadata=self._metadata(part_index),
+                unfurl_links=False,
+                unfurl_media=False,
             )
         except ReplyOutcomeUnknown:
             self._ledger(state="unknown")
@@ -262,8 +272,11 @@ class SlackReplySink:
         if self.mode == "native" and not post_mode:
             try:
                 response = self.writer.call(
-                    "chat.startStream", channel=self.channel, thread_ts=self.thread_ts,
-                    recipient_user_id=self.user_id, recipient_team_id=self.team_id,
+                    "chat.startStream",
+                    channel=self.channel,
+                    thread_ts=self.thread_ts,
+                    recipient_user_id=self.user_id,
+                    recipient_team_id=self.team_id,
                 )
                 self.ts, self.streaming = str(response["ts"]), True
                 self._ledger(state="posted", message_ts=self.ts, stream_mode="native", streaming=True)
@@ -286,7 +299,7 @@ class SlackReplySink:
                 return
         if self.streaming:
             if text.startswith(self.delivered) and len(text) <= STREAM_LIMIT_CHARS:
-                delta = text[len(self.delivered):]
+                delta = text[len(self.delivered) :]
                 if delta:
                     self.writer.call("chat.appendStream", channel=self.channel, ts=self.ts, markdown_text=delta)
                     self.delivered = text
@@ -308,8 +321,9 @@ class SlackReplySink:
 
     def _reconcile(self, entry: LedgerEntry) -> None:
         """Look in the thread for replies tagged with our key before posting again."""
-        response = self.writer.call("conversations.replies", channel=self.channel, ts=self.thread_ts,
-                                    include_all_metadata=True, limit=200)
+        response = self.writer.call(
+            "conversations.replies", channel=self.channel, ts=self.thread_ts, include_all_metadata=True, limit=200
+        )
         found: dict[int, str] = {}
         for message in response.get("messages", []):
             meta = message.get("metadata") or {}
@@ -320,7 +334,12 @@ class SlackReplySink:
             self.ts = found[0]
             self.extra_ts = [found[i] for i in sorted(found) if i > 0]
             _log.warning("reconciled a reply whose post was not recorded", request_key=self.key, ts=self.ts)
-            self._ledger(state="posted", message_ts=self.ts, extra_ts=self.extra_ts, streaming=False,
-                         reconciled=entry.reconciled + 1)
+            self._ledger(
+                state="posted",
+                message_ts=self.ts,
+                extra_ts=self.extra_ts,
+                streaming=False,
+                reconciled=entry.reconciled + 1,
+            )
         else:
             self._ledger(state="intent")

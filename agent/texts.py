@@ -17,8 +17,7 @@ FAILED_PERMANENT = (
     "an administrator can check `python athenaeum.py events list --status failed`."
 )
 FAILED_TRANSIENT = (
-    ":warning: Sorry, I couldn't answer this after {attempts} attempts ({reason}). "
-    "Please ask again in a few minutes."
+    ":warning: Sorry, I couldn't answer this after {attempts} attempts ({reason}). Please ask again in a few minutes."
 )
 FAILURE_REACTION = "warning"
 
@@ -27,9 +26,7 @@ REASON_BAD_REQUEST = "Claude rejected the request (for example, the conversation
 REASON_OVERLOADED = "Claude is overloaded or unreachable"
 REASON_INTERNAL = "an internal error occurred"
 
-RETRIEVAL_HEADER = (
-    "**Search results** (no Claude API key is configured, so these are the best matches, not an answer):"
-)
+RETRIEVAL_HEADER = "**Search results** (no Claude API key is configured, so these are the best matches, not an answer):"
 RETRIEVAL_NOTHING = (
     "**Search results:** nothing matched. (No Claude API key is configured, so I can only search; "
     "set ANTHROPIC_API_KEY for real answers.)"

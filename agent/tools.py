@@ -164,8 +164,9 @@ class ToolHub:
             result = self._portal.call(self._call_tool, server, real_name, arguments, meta)
         except BaseException as exc:
             _log.warning("tool call failed", tool=name, reason=_describe(exc))
-            return ToolResult(f"The tool {name!r} failed: {_describe(exc)}. Try other arguments or another tool.",
-                              is_error=True)
+            return ToolResult(
+                f"The tool {name!r} failed: {_describe(exc)}. Try other arguments or another tool.", is_error=True
+            )
         text = _result_text(result)
         if audience is not None and not result.is_error:
             text = filter_tool_result(text, audience)
@@ -194,8 +195,9 @@ class ToolHub:
         if spec.url:
             target = spec.url
         elif spec.command:
-            target = StdioServerParameters(command=spec.command, args=list(spec.args), env=spec.env or None,
-                                           cwd=spec.cwd)
+            target = StdioServerParameters(
+                command=spec.command, args=list(spec.args), env=spec.env or None, cwd=spec.cwd
+            )
         else:
             raise ToolError(f"MCP server {spec.name!r} has neither a command nor a url")
         # The session is entered and left in this one task; the handshake's requests time out on their own.

@@ -69,9 +69,7 @@ class ReplyLedger(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
     __table_args__ = (
-        CheckConstraint(
-            "state IN ('intent', 'posted', 'final', 'unknown', 'failed')", name="state_valid"
-        ),
+        CheckConstraint("state IN ('intent', 'posted', 'final', 'unknown', 'failed')", name="state_valid"),
     )
 
 

@@ -42,8 +42,9 @@ def register(sub: Any) -> None:
 class LocalSession:
     """The worker pool, tools and assistant of one terminal session; ``ask()`` one question at a time."""
 
-    def __init__(self, ctx: AppContext, out: TextIO, err: TextIO, *, stream: bool,
-                 tools: ToolHub | None = None) -> None:
+    def __init__(
+        self, ctx: AppContext, out: TextIO, err: TextIO, *, stream: bool, tools: ToolHub | None = None
+    ) -> None:
         ctx.require_current_schema()
         self.ctx = ctx
         self.out, self.err, self.stream = out, err, stream
@@ -52,8 +53,9 @@ class LocalSession:
         self.tools = tools if tools is not None else ToolHub(server_specs(ctx.config)).start()
         assistant = build_assistant(ctx.config, ctx.db, local_sinks=self.sinks, tools=self.tools)
         self.retrieval_only = assistant.llm is None
-        self.pool = WorkerPool(size=CHAT_WORKERS, db_connection=ctx.db, process_func=assistant,
-                               config=ctx.config, listen=False)
+        self.pool = WorkerPool(
+            size=CHAT_WORKERS, db_connection=ctx.db, process_func=assistant, config=ctx.config, listen=False
+        )
         self.pool.start()
 
     def close(self) -> None:
@@ -71,7 +73,8 @@ class LocalSession:
                 {"c": conversation_id, "t": question},
             ).scalar_one()
             event = EventProcessor(session).enqueue_event(
-                CHAT_QUESTION, {"conversation_id": conversation_id, "message_id": message_id, "text": question},
+                CHAT_QUESTION,
+                {"conversation_id": conversation_id, "message_id": message_id, "text": question},
                 key=f"chat:{conversation_id}:{message_id}",
             )
         return self._wait(event.id, conversation_id, sink, timeout)
@@ -85,8 +88,10 @@ class LocalSession:
                 ).one()
                 if row.status == "completed":
                     answer = session.execute(
-                        text("SELECT text FROM chat_messages WHERE conversation_id = :c AND event_id = :e "
-                             "AND role = 'assistant' ORDER BY id DESC LIMIT 1"),
+                        text(
+                            "SELECT text FROM chat_messages WHERE conversation_id = :c AND event_id = :e "
+                            "AND role = 'assistant' ORDER BY id DESC LIMIT 1"
+                        ),
                         {"c": conversation_id, "e": event_id},
                     ).scalar()
                     if sink.final is None and answer:  # answered by another process: show it here
@@ -98,8 +103,14 @@ class LocalSession:
         return False, f"no answer within {timeout:.0f} seconds (the event stays queued; see `athenaeum status`)"
 
 
-def cmd_ask(ctx: AppContext, args: argparse.Namespace, *, tools: ToolHub | None = None,
-            out: TextIO | None = None, err: TextIO | None = None) -> int:
+def cmd_ask(
+    ctx: AppContext,
+    args: argparse.Namespace,
+    *,
+    tools: ToolHub | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     if not args.question.strip():
         print("error: the question is empty", file=err)
@@ -115,8 +126,15 @@ def cmd_ask(ctx: AppContext, args: argparse.Namespace, *, tools: ToolHub | None 
     return 0
 
 
-def cmd_chat(ctx: AppContext, args: argparse.Namespace, *, tools: ToolHub | None = None,
-             read: Callable[[str], str] = input, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def cmd_chat(
+    ctx: AppContext,
+    args: argparse.Namespace,
+    *,
+    tools: ToolHub | None = None,
+    read: Callable[[str], str] = input,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     conversation = args.conversation or f"chat-{uuid.uuid4().hex[:12]}"
     session = LocalSession(ctx, out, err, stream=True, tools=tools)

@@ -62,10 +62,22 @@ def tool_use(*tools: tuple[str, dict[str, Any]], text: str = "") -> Step:
     return Step("tool_use", text=text, tools=list(tools))
 
 
-def http_error(error_type: str, *, status: int | None = None, error_code: str | None = None,
-               message: str = "scripted error", headers: dict[str, str] | None = None) -> Step:
-    return Step("http_error", status=status or ERROR_STATUS[error_type], error_type=error_type,
-                error_code=error_code, message=message, headers=headers or {})
+def http_error(
+    error_type: str,
+    *,
+    status: int | None = None,
+    error_code: str | None = None,
+    message: str = "scripted error",
+    headers: dict[str, str] | None = None,
+) -> Step:
+    return Step(
+        "http_error",
+        status=status or ERROR_STATUS[error_type],
+        error_type=error_type,
+        error_code=error_code,
+        message=message,
+        headers=headers or {},
+    )
 
 
 def stream_error(partial: str, error_type: str = "overloaded_error") -> Step:
@@ -84,8 +96,9 @@ class FakeAnthropic:
         self._seen_systems: set[str] = set()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-anthropic",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="fake-anthropic", daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -222,22 +235,43 @@ def _sse_events(body: dict[str, Any], step: Step, usage: dict[str, int]) -> Iter
     yield "ping", {"type": "ping"}
     for index, block in enumerate(message["content"]):
         if block["type"] == "text":
-            yield "content_block_start", {"type": "content_block_start", "index": index,
-                                          "content_block": {"type": "text", "text": ""}}
+            yield (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+            )
             for piece in _chunks(block["text"], step.chunk_size):
-                yield "content_block_delta", {"type": "content_block_delta", "index": index,
-                                              "delta": {"type": "text_delta", "text": piece}}
+                yield (
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}},
+                )
             if step.kind == "stream_error":
                 yield "error", {"type": "error", "error": {"type": step.error_type, "message": step.message}}
                 return
         else:
-            yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": {
-                "type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}}
+            yield (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}},
+                },
+            )
             for piece in _chunks(json.dumps(block["input"]), 5):
-                yield "content_block_delta", {"type": "content_block_delta", "index": index,
-                                              "delta": {"type": "input_json_delta", "partial_json": piece}}
+                yield (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": piece},
+                    },
+                )
         yield "content_block_stop", {"type": "content_block_stop", "index": index}
-    yield "message_delta", {"type": "message_delta",
-                            "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                            "usage": {"output_tokens": message["usage"]["output_tokens"]}}
+    yield (
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+            "usage": {"output_tokens": message["usage"]["output_tokens"]},
+        },
+    )
     yield "message_stop", {"type": "message_stop"}

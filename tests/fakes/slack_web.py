@@ -77,8 +77,13 @@ class FakeSlackWeb:
 
     def bot_messages(self, channel: str | None = None, thread_ts: str | None = None) -> list[Message]:
         with self._lock:
-            return [m for m in self.messages if m.bot_id and (channel is None or m.channel == channel)
-                    and (thread_ts is None or m.thread_ts == thread_ts)]
+            return [
+                m
+                for m in self.messages
+                if m.bot_id
+                and (channel is None or m.channel == channel)
+                and (thread_ts is None or m.thread_ts == thread_ts)
+            ]
 
     def count(self, method: str) -> int:
         with self._lock:
@@ -115,8 +120,16 @@ class FakeSlackWeb:
             metadata = a.get("metadata")
             if isinstance(metadata, str):
                 metadata = json.loads(metadata)
-            self.messages.append(Message(a["channel"], ts, text, a.get("thread_ts"), metadata=metadata,
-                                         streaming=method == "chat.startStream"))
+            self.messages.append(
+                Message(
+                    a["channel"],
+                    ts,
+                    text,
+                    a.get("thread_ts"),
+                    metadata=metadata,
+                    streaming=method == "chat.startStream",
+                )
+            )
             return {"ok": True, "channel": a["channel"], "ts": ts}
         if method in ("chat.update", "chat.appendStream", "chat.stopStream"):
             msg = self._find(a["channel"], a["ts"])
@@ -136,8 +149,7 @@ class FakeSlackWeb:
                 msg.metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
             return {"ok": True, "channel": a["channel"], "ts": a["ts"]}
         if method == "conversations.replies":
-            thread = [m for m in self.messages
-                      if m.channel == a["channel"] and a["ts"] in (m.ts, m.thread_ts)]
+            thread = [m for m in self.messages if m.channel == a["channel"] and a["ts"] in (m.ts, m.thread_ts)]
             include = str(a.get("include_all_metadata", "")).lower() in ("1", "true")
             out = []
             for m in thread:

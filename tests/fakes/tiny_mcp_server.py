@@ -19,10 +19,18 @@ server = MCPServer("tiny")
 def search_messages(query: str, limit: int | None = None) -> str:
     """Search Slack messages (fake): one public and one private hit."""
     hits = [
-        {"channel_id": "CPUBLIC", "channel_type": "channel", "text": f"public note about {query}",
-         "permalink": "https://example.slack.com/archives/CPUBLIC/p1"},
-        {"channel_id": "CSECRET", "channel_type": "group", "text": f"PRIVATE-SECRET plan about {query}",
-         "permalink": "https://example.slack.com/archives/CSECRET/p2"},
+        {
+            "channel_id": "CPUBLIC",
+            "channel_type": "channel",
+            "text": f"public note about {query}",
+            "permalink": "https://example.slack.com/archives/CPUBLIC/p1",
+        },
+        {
+            "channel_id": "CSECRET",
+            "channel_type": "group",
+            "text": f"PRIVATE-SECRET plan about {query}",
+            "permalink": "https://example.slack.com/archives/CSECRET/p2",
+        },
     ]
     return json.dumps({"hits": hits[: limit or 10]})
 
@@ -30,8 +38,17 @@ def search_messages(query: str, limit: int | None = None) -> str:
 @server.tool()
 def search_docs(query: str) -> str:
     """Search documentation (fake)."""
-    return json.dumps({"results": [{"title": "Leases", "url": "https://docs.example/leases",
-                                    "snippet": f"A lease expires after the visibility timeout ({query})."}]})
+    return json.dumps(
+        {
+            "results": [
+                {
+                    "title": "Leases",
+                    "url": "https://docs.example/leases",
+                    "snippet": f"A lease expires after the visibility timeout ({query}).",
+                }
+            ]
+        }
+    )
 
 
 @server.tool()

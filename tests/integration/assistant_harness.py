@@ -51,41 +51,90 @@ class Harness:
 
     def assistant(self) -> Assistant:
         writer = self.writer()
-        llm = None if self.retrieval_only else ClaudeClient(
-            LLMSettings(api_key=API_KEY, model="claude-sonnet-5-5", base_url=self.llm.base_url,
-                        max_retries=self.llm_retries, retry_base_seconds=0.0),
-            sleep=lambda seconds: None,
+        llm = (
+            None
+            if self.retrieval_only
+            else ClaudeClient(
+                LLMSettings(
+                    api_key=API_KEY,
+                    model="claude-sonnet-5-5",
+                    base_url=self.llm.base_url,
+                    max_retries=self.llm_retries,
+                    retry_base_seconds=0.0,
+                ),
+                sleep=lambda seconds: None,
+            )
         )
 
         def sinks(q: Question) -> SlackReplySink:
-            sink = SlackReplySink(writer, self.db, request_key=q.request_key, event_id=q.event_id,
-                                  channel_id=q.channel_id, thread_ts=q.reply_thread_ts or "", question_ts=q.ts,
-                                  user_id=q.user_id, team_id=q.team_id, mode=self.mode, update_interval=0.0)
+            sink = SlackReplySink(
+                writer,
+                self.db,
+                request_key=q.request_key,
+                event_id=q.event_id,
+                channel_id=q.channel_id,
+                thread_ts=q.reply_thread_ts or "",
+                question_ts=q.ts,
+                user_id=q.user_id,
+                team_id=q.team_id,
+                mode=self.mode,
+                update_interval=0.0,
+            )
             self.sinks.append(sink)
             return sink
 
-        settings = AgentSettings(max_turns=self.max_turns, max_retry_count=self.max_retry_count,
-                                 bot_user_id=BOT_USER_ID, allowed_channels=self.allowed_channels)
+        settings = AgentSettings(
+            max_turns=self.max_turns,
+            max_retry_count=self.max_retry_count,
+            bot_user_id=BOT_USER_ID,
+            allowed_channels=self.allowed_channels,
+        )
         return Assistant(self.db, sinks, llm=llm, tools=self.hub, prompts=PromptRenderer(), settings=settings)
 
-    def ask(self, question: str, *, channel: str = "CPUB", channel_type: str = "channel",
-            user: str = "UHUMAN", thread_ts: str | None = None, **extra: Any) -> tuple[int, str]:
+    def ask(
+        self,
+        question: str,
+        *,
+        channel: str = "CPUB",
+        channel_type: str = "channel",
+        user: str = "UHUMAN",
+        thread_ts: str | None = None,
+        **extra: Any,
+    ) -> tuple[int, str]:
         """Post a user message in the fake Slack and enqueue its question event; returns (event id, ts)."""
         ts = self.slack.add_user_message(channel, question, user=user, thread_ts=thread_ts)
-        payload = {"team_id": "T1", "channel_id": channel, "ts": ts, "thread_ts": thread_ts, "user_id": user,
-                   "text": question, "channel_type": channel_type, **extra}
+        payload = {
+            "team_id": "T1",
+            "channel_id": channel,
+            "ts": ts,
+            "thread_ts": thread_ts,
+            "user_id": user,
+            "text": question,
+            "channel_type": channel_type,
+            **extra,
+        }
         with self.db.session() as s:
             event = EventProcessor(s).enqueue_event("slack.question", payload, key=f"T1:{channel}:{ts}")
         return event.id, ts
 
     def run(self, *event_ids: int, timeout: float = 30.0) -> None:
         """Run a pool until every event is terminal."""
-        pool = WorkerPool(size=2, db_connection=self.db, process_func=self.assistant(), retry_base_delay=0.01,
-                          max_retry_count=self.max_retry_count, poll_interval=0.05, listen=False)
+        pool = WorkerPool(
+            size=2,
+            db_connection=self.db,
+            process_func=self.assistant(),
+            retry_base_delay=0.01,
+            max_retry_count=self.max_retry_count,
+            poll_interval=0.05,
+            listen=False,
+        )
         pool.start()
         try:
-            wait_for(lambda: all(self.status(i) in ("completed", "failed") for i in event_ids), timeout=timeout,
-                     what=f"events {event_ids} terminal")
+            wait_for(
+                lambda: all(self.status(i) in ("completed", "failed") for i in event_ids),
+                timeout=timeout,
+                what=f"events {event_ids} terminal",
+            )
         finally:
             pool.stop(timeout=5)
 

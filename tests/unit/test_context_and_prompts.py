@@ -12,8 +12,9 @@ from agent.prompts import PromptRenderer
 
 
 def msgs(n: int, size: int = 40) -> list[ContextMessage]:
-    return [ContextMessage(author=f"u{i}", text=f"m{i:03d} " + "x" * size, is_bot=i % 3 == 0, time="t")
-            for i in range(n)]
+    return [
+        ContextMessage(author=f"u{i}", text=f"m{i:03d} " + "x" * size, is_bot=i % 3 == 0, time="t") for i in range(n)
+    ]
 
 
 def test_the_newest_messages_win_within_the_token_budget() -> None:
@@ -42,12 +43,22 @@ def test_one_huge_message_is_cut_not_dropped() -> None:
 
 def test_prompts_render_with_bot_turns_labelled_and_the_question_last() -> None:
     r = PromptRenderer()
-    context = r.render("context.md.j2", truncated=True, messages=[
-        {"author": "alice", "text": "how do leases work?", "is_bot": False, "time": "10:00"},
-        {"author": "Athenaeum", "text": "They expire.", "is_bot": True, "time": "10:01"},
-    ])
-    user = r.render("user.md.j2", context=context, channel_description="Slack, a public channel", user_name="alice",
-                    local_time="Sunday", question="and heartbeats?")
+    context = r.render(
+        "context.md.j2",
+        truncated=True,
+        messages=[
+            {"author": "alice", "text": "how do leases work?", "is_bot": False, "time": "10:00"},
+            {"author": "Athenaeum", "text": "They expire.", "is_bot": True, "time": "10:01"},
+        ],
+    )
+    user = r.render(
+        "user.md.j2",
+        context=context,
+        channel_description="Slack, a public channel",
+        user_name="alice",
+        local_time="Sunday",
+        question="and heartbeats?",
+    )
     assert "older ones left out" in context
     assert "Athenaeum (you, the assistant): They expire." in context
     assert "alice: how do leases work?" in context
@@ -64,8 +75,9 @@ def test_prompts_dir_overrides_one_template_and_keeps_the_others(tmp_path: Path)
     (tmp_path / "system.md.j2").write_text("Custom system for {{ assistant_name }}.")
     r = PromptRenderer(tmp_path)
     assert r.render("system.md.j2", assistant_name="X") == "Custom system for X."
-    assert "The question" in r.render("user.md.j2", context="", channel_description="c", user_name="u",
-                                      local_time="t", question="q")
+    assert "The question" in r.render(
+        "user.md.j2", context="", channel_description="c", user_name="u", local_time="t", question="q"
+    )
 
 
 def test_a_prompts_dir_that_does_not_exist_is_a_config_error(tmp_path: Path) -> None:

@@ -26,8 +26,13 @@ def fake() -> Iterator[FakeAnthropic]:
 
 
 def client(fake: FakeAnthropic, waits: list[float], **overrides: object) -> ClaudeClient:
-    settings = LLMSettings(api_key="sk-ant-test-key-123456", model="claude-sonnet-5-5", base_url=fake.base_url,
-                           retry_base_seconds=0.01, **overrides)  # type: ignore[arg-type]
+    settings = LLMSettings(
+        api_key="sk-ant-test-key-123456",
+        model="claude-sonnet-5-5",
+        base_url=fake.base_url,
+        retry_base_seconds=0.01,
+        **overrides,
+    )  # type: ignore[arg-type]
     return ClaudeClient(settings, sleep=waits.append)
 
 
@@ -114,8 +119,10 @@ def test_no_retry_is_started_past_the_deadline(fake: FakeAnthropic) -> None:
 @pytest.mark.parametrize(
     ("step", "expected"),
     [
-        (http_error("invalid_request_error", message="prompt is too long: 250000 tokens > 200000 maximum"),
-         LLMPermanentError),
+        (
+            http_error("invalid_request_error", message="prompt is too long: 250000 tokens > 200000 maximum"),
+            LLMPermanentError,
+        ),
         (http_error("authentication_error"), LLMPermanentError),
         (http_error("permission_error"), LLMPermanentError),
         (http_error("rate_limit_error", error_code="enforced_spend_limit_reached"), LLMSpendLimitError),
@@ -147,8 +154,9 @@ def test_row23_stream_error_after_partial_output_restarts_the_turn(fake: FakeAnt
 
 
 def test_connection_refused_is_retryable() -> None:
-    settings = LLMSettings(api_key="sk-ant-x-123456", model="m", base_url="http://127.0.0.1:9", max_retries=1,
-                           retry_base_seconds=0.0)
+    settings = LLMSettings(
+        api_key="sk-ant-x-123456", model="m", base_url="http://127.0.0.1:9", max_retries=1, retry_base_seconds=0.0
+    )
     waits: list[float] = []
     with pytest.raises(LLMRetryableError):
         ClaudeClient(settings, sleep=waits.append).stream_turn(system="s", messages=[{"role": "user", "content": "x"}])

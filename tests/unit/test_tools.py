@@ -21,8 +21,14 @@ SHARED = Audience(channel_id="CEXT", channel_type="channel", is_shared=True)
 def hub() -> Iterator[ToolHub]:
     specs = [
         ServerSpec(name="tiny", command=sys.executable, args=(TINY,)),
-        ServerSpec(name="internal", command=sys.executable, args=(TINY,), tool_prefix="int_", internal_only=True,
-                   allowed_tools=("search_docs",)),
+        ServerSpec(
+            name="internal",
+            command=sys.executable,
+            args=(TINY,),
+            tool_prefix="int_",
+            internal_only=True,
+            allowed_tools=("search_docs",),
+        ),
         ServerSpec(name="broken", command=sys.executable, args=(TINY,), env={"TINY_MCP_FAIL": "1"}),
     ]
     with ToolHub(specs, start_timeout=20) as h:
