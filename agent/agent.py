@@ -96,6 +96,11 @@ class Assistant:
         self.tz = ZoneInfo(settings.timezone)
         self.system_prompt = prompts.render("system.md.j2", assistant_name=settings.assistant_name)
 
+    def close(self) -> None:
+        """Close the Claude client's connections (the tool hub belongs to whoever made it)."""
+        if self.llm is not None:
+            self.llm.close()
+
     def __call__(self, event: EventSnapshot) -> None:
         question = parse_question(event)
         log = _log.bind(event_id=event.id, attempt=event.attempt, source=question.source, channel=question.channel_id)

@@ -51,7 +51,7 @@ class LocalSession:
         self.sinks = LocalSinks()
         self._own_tools = tools is None
         self.tools = tools if tools is not None else ToolHub(server_specs(ctx.config)).start()
-        assistant = build_assistant(ctx.config, ctx.db, local_sinks=self.sinks, tools=self.tools)
+        assistant = self.assistant = build_assistant(ctx.config, ctx.db, local_sinks=self.sinks, tools=self.tools)
         self.retrieval_only = assistant.llm is None
         self.pool = WorkerPool(
             size=CHAT_WORKERS, db_connection=ctx.db, process_func=assistant, config=ctx.config, listen=False
@@ -60,6 +60,7 @@ class LocalSession:
 
     def close(self) -> None:
         self.pool.stop()
+        self.assistant.close()
         if self._own_tools:
             self.tools.close()
 

@@ -66,6 +66,7 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
         pool.run_forever()
     finally:
         tools.close()
+        assistant.close()
     stuck = pool.get_stats()["in_flight"]
     if stuck:
         # Their leases are released and another worker may already run them; waiting for threads

@@ -119,10 +119,11 @@ class Harness:
 
     def run(self, *event_ids: int, timeout: float = 30.0) -> None:
         """Run a pool until every event is terminal."""
+        assistant = self.assistant()
         pool = WorkerPool(
             size=2,
             db_connection=self.db,
-            process_func=self.assistant(),
+            process_func=assistant,
             retry_base_delay=0.01,
             max_retry_count=self.max_retry_count,
             poll_interval=0.05,
@@ -137,6 +138,7 @@ class Harness:
             )
         finally:
             pool.stop(timeout=5)
+            assistant.close()
 
     def status(self, event_id: int) -> str:
         with self.db.session() as s:
