@@ -55,6 +55,11 @@ def test_a_question_gets_one_streamed_reply_in_its_thread_and_the_ledger_ends_fi
     assert (run.event_id, run.status, run.mode, run.model) == (event_id, "ok", "llm", "claude-sonnet-5-5")
     assert run.input_tokens > 0 and run.output_tokens > 0 and run.llm_calls == 1
     assert run.cache_creation_tokens > 0 and run.cost_usd > 0
+    from agent.usage import usage_totals
+
+    with h.db.session() as s:
+        totals = usage_totals(s)
+    assert totals["runs"] == 1 and totals["input_tokens"] == run.input_tokens and totals["cost_usd"] > 0
 
 
 def test_update_mode_posts_a_placeholder_and_edits_it(h: Harness) -> None:

@@ -163,6 +163,12 @@ def test_connection_refused_is_retryable() -> None:
     assert len(waits) == 1
 
 
+def test_tests_can_never_reach_the_real_api() -> None:
+    settings = LLMSettings(api_key="sk-ant-x-123456", model="m", base_url=None)
+    with pytest.raises(RuntimeError, match="real Anthropic API"):
+        ClaudeClient(settings)
+
+
 def test_cost_estimate_uses_the_price_table() -> None:
     usage = Usage(input_tokens=1_000_000, output_tokens=100_000, cache_creation_tokens=0, cache_read_tokens=1_000_000)
     assert usage.cost_usd("claude-sonnet-5-5") == Decimal("3.200000")
