@@ -8,6 +8,7 @@ that picks one up stores the answer in ``chat_messages`` only, where the asking 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from agent.tools import ServerSpec, ToolHub
 from database import DatabaseConnection
 
 _log = structlog.get_logger("athenaeum.setup")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class NullSink:
@@ -74,13 +76,36 @@ def llm_from_config(config: Config) -> ClaudeClient | None:
     )
 
 
-def server_specs(config: Config) -> list[ServerSpec]:
-    """The MCP servers of ``MCP_CONFIG`` (through ``agent.mcp_config`` when it is installed)."""
+def server_specs(config: Config, database_url: str | None = None) -> list[ServerSpec]:
+    """The enabled MCP servers of ``MCP_CONFIG`` as the tool hub starts them.
+
+    Built-in servers run as ``python athenaeum.py mcp serve NAME`` with our variables (and the database URL
+    this process uses, so an embedded database is shared rather than started twice).
+    """
     try:
-        from agent import mcp_config  # the MCP issue's loader: ${ENV} substitution, validation, built-ins
+        from agent.mcp_config import load_mcp_config  # the MCP issue's loader: ${ENV}, validation, built-ins
     except ImportError:
         return _simple_specs(Path(config.mcp_config))
-    return list(mcp_config.server_specs(config))  # type: ignore[attr-defined]
+    loaded = load_mcp_config(config.mcp_config, config.variables())
+    specs: list[ServerSpec] = []
+    for server in loaded.enabled:
+        common: dict[str, Any] = {
+            "name": server.name,
+            "allowed_tools": server.allowed_tools,
+            "tool_prefix": server.tool_prefix,
+            "internal_only": server.internal_only,
+        }
+        if server.kind == "http":
+            specs.append(ServerSpec(url=server.url, headers=dict(server.headers), **common))
+            continue
+        command, args = server.stdio_command(sys.executable, str(ROOT / "athenaeum.py"))
+        env = dict(server.env)
+        if server.kind == "builtin":
+            env = {**config.variables(), **env, "PYTHONUNBUFFERED": "1"}
+            if database_url:
+                env["DATABASE_URL"] = database_url
+        specs.append(ServerSpec(command=command, args=tuple(args), env=env, cwd=server.cwd or str(ROOT), **common))
+    return specs
 
 
 def _simple_specs(path: Path) -> list[ServerSpec]:

@@ -452,6 +452,7 @@ class Config:
         if env_file is not None and Path(env_file).is_file():
             values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
         values.update(os.environ if environ is None else environ)
+        self._values = dict(values)
         self._errors: list[str] = []
         for setting in SETTINGS:
             raw = values.get(setting.env)
@@ -468,6 +469,11 @@ class Config:
                 else:
                     register_secret(value)
             setattr(self, setting.attr, value)
+
+    def variables(self) -> Mapping[str, str]:
+        """Every variable read at start-up (environment over ``.env``), for ``${NAME}`` in ``mcp_config.json``
+        and the environment of MCP servers we start. Contains secrets: never log it."""
+        return dict(self._values)
 
     def validate(self) -> None:
         """Raise one :class:`ConfigError` naming every invalid setting and how to fix it.

@@ -50,7 +50,7 @@ class LocalSession:
         self.out, self.err, self.stream = out, err, stream
         self.sinks = LocalSinks()
         self._own_tools = tools is None
-        self.tools = tools if tools is not None else ToolHub(server_specs(ctx.config)).start()
+        self.tools = tools if tools is not None else ToolHub(server_specs(ctx.config, ctx.database_url)).start()
         assistant = self.assistant = build_assistant(ctx.config, ctx.db, local_sinks=self.sinks, tools=self.tools)
         self.retrieval_only = assistant.llm is None
         self.pool = WorkerPool(

@@ -44,7 +44,7 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
             fix="set SLACK_APP_TOKEN and SLACK_BOT_TOKEN (docs/SLACK_SETUP.md)",
             hint="`python athenaeum.py chat` works meanwhile",
         )
-    tools = ToolHub(server_specs(ctx.config)).start()
+    tools = ToolHub(server_specs(ctx.config, ctx.database_url)).start()
     writer, bot_user_id = slack_writer_from_config(ctx.config)
     assistant = build_assistant(ctx.config, ctx.db, slack_writer=writer, tools=tools, bot_user_id=bot_user_id)
     if assistant.llm is None:
