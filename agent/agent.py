@@ -13,6 +13,7 @@ attempt (``MAX_RETRY_COUNT`` drives both) it gets the one failure message instea
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from sqlalchemy import text as sql
 from agent import texts
 from agent.context import (
     ContextMessage,
+    channel_is_shared,
     channel_name,
     load_local_context,
     load_slack_context,
@@ -36,7 +38,7 @@ from agent.context import (
 from agent.errors import PermanentError
 from agent.llm import ClaudeClient, LLMError, LLMPermanentError, LLMSpendLimitError, Usage
 from agent.prompts import PromptRenderer
-from agent.questions import BadQuestionError, Question, ignore_reason, parse_question
+from agent.questions import BadQuestionError, Question, ignore_reason, parse_question, without_mention
 from agent.redaction import redact
 from agent.replies import ReplySink
 from agent.retrieval import retrieval_answer
@@ -110,6 +112,7 @@ class Assistant:
         if reason is not None:
             log.info("question ignored", reason=reason)
             return
+        question = self._enrich(question)
         sink = self.sinks(question)
         if sink.open():
             log.info("already answered by an earlier attempt")
@@ -135,6 +138,17 @@ class Assistant:
             run.duration_ms = int((time.monotonic() - started) * 1000)
             self._record_run(event, question, run)
         log.info("answered", turns=run.usage.calls, tool_calls=run.tool_calls, status=run.status)
+
+    def _enrich(self, question: Question) -> Question:
+        """Strip the @-mention, and mark Slack Connect channels as shared (from the channel store; fail closed)."""
+        if question.source != "slack":
+            return question
+        text = without_mention(question.text, self.settings.bot_user_id)
+        shared = question.is_shared
+        if not shared:
+            with self.db.session() as session:
+                shared = channel_is_shared(session, question.channel_id)
+        return dataclasses.replace(question, text=text, is_shared=shared)
 
     # ------------------------------------------------------------------ the tool loop
     def _tool_loop(self, question: Question, sink: ReplySink, run: _Run, *, deadline: float) -> str:

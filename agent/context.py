@@ -117,11 +117,12 @@ def load_slack_context(
     """
     if not thread_ts or not _table_exists(session, "slack_messages"):
         return []
+    not_deleted = "AND NOT coalesce(is_deleted, false)" if "is_deleted" in _columns(session, "slack_messages") else ""
     rows = session.execute(
         text(
-            """
+            f"""
             SELECT user_id, text, ts FROM slack_messages
-            WHERE channel_id = :c AND (ts = :t OR thread_ts = :t) AND ts <> :q
+            WHERE channel_id = :c AND (ts = :t OR thread_ts = :t) AND ts <> :q {not_deleted}
             ORDER BY ts DESC LIMIT :n
             """
         ),
@@ -131,7 +132,7 @@ def load_slack_context(
     names = user_names(session, {r.user_id for r in rows if r.user_id})
     return [
         ContextMessage(
-            author=names.get(r.user_id or "", r.user_id or "someone"),
+            author=names.get(r.user_id or "", "assistant" if r.user_id == bot_user_id else r.user_id or "someone"),
             text=r.text,
             is_bot=bool(bot_user_id) and r.user_id == bot_user_id,
             time=format_time(r.ts, tz),
@@ -160,6 +161,29 @@ def user_names(session: Session, user_ids: set[str]) -> dict[str, str]:
         {"ids": list(user_ids)},
     ).all()
     return {r.id: r.name for r in rows if r.name}
+
+
+def _columns(session: Session, table: str) -> set[str]:
+    return {
+        r[0]
+        for r in session.execute(
+            text("SELECT column_name FROM information_schema.columns WHERE table_name = :t"), {"t": table}
+        )
+    }
+
+
+def channel_is_shared(session: Session, channel_id: str) -> bool:
+    """Whether the channel is shared with another organisation (Slack Connect), per ``slack_channels``."""
+    if not _table_exists(session, "slack_channels"):
+        return False
+    columns = _columns(session, "slack_channels")
+    flags = [c for c in ("is_ext_shared", "is_shared") if c in columns]
+    id_col = "channel_id" if "channel_id" in columns else "id"
+    if not flags or id_col not in columns:
+        return False
+    expr = " OR ".join(f"coalesce({c}, false)" for c in flags)
+    value = session.execute(text(f"SELECT {expr} FROM slack_channels WHERE {id_col} = :c"), {"c": channel_id}).scalar()
+    return bool(value)
 
 
 def channel_name(session: Session, channel_id: str) -> str | None:

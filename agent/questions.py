@@ -7,6 +7,7 @@ text, channel_type`` and optionally ``bot_id``, ``subtype``, ``user_team``, ``is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,10 +47,12 @@ class Question:
     conversation_id: str | None = None
     message_id: int | None = None
 
+    reply_to: str | None = None
+
     @property
     def reply_thread_ts(self) -> str | None:
         """The thread the answer goes to: the question's thread, or a new one under the question."""
-        return self.thread_ts or self.ts
+        return self.reply_to or self.thread_ts or self.ts
 
     @property
     def audience(self) -> Audience:
@@ -109,7 +112,18 @@ def parse_question(event: EventSnapshot) -> Question:
         subtype=_text(payload, "subtype", False),
         user_team=_text(payload, "user_team", False),
         is_shared=bool(payload.get("is_ext_shared") or payload.get("is_shared")),
+        reply_to=_text(payload, "reply_thread_ts", False),
     )
+
+
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+def without_mention(text: str, bot_user_id: str | None) -> str:
+    """The question without the leading ``<@BOT>`` that addressed it (other mentions stay)."""
+    if not bot_user_id:
+        return text
+    return re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>\s*", "", text).strip() or text
 
 
 def ignore_reason(question: Question, *, bot_user_id: str | None, allowed_channels: tuple[str, ...]) -> str | None:
@@ -122,7 +136,7 @@ def ignore_reason(question: Question, *, bot_user_id: str | None, allowed_channe
         return "our own message"
     if not question.user_id:
         return "no user"
-    if allowed_channels and question.channel_id not in allowed_channels:
+    if allowed_channels and question.channel_id not in allowed_channels and question.channel_type != "im":
         return "channel not in ALLOWED_CHANNELS"
     if question.user_team and question.team_id and question.user_team != question.team_id:
         return "external (Slack Connect) user"

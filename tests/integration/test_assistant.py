@@ -344,3 +344,54 @@ def test_a_streamed_answer_longer_than_one_text_message_stays_one_streamed_messa
     event_id, ts = h.ask("q")
     h.run(event_id)
     assert only_reply(h, "CPUB", ts) == answer
+
+
+def test_thread_context_comes_from_the_message_store_with_names_and_bot_turns(h: Harness) -> None:
+    from sqlalchemy import text as sql
+
+    with h.db.session() as s:  # the store Slack ingestion writes (created here if ingestion is not installed)
+        s.execute(
+            sql(
+                "CREATE TABLE IF NOT EXISTS slack_messages (channel_id text, ts text, thread_ts text, "
+                "user_id text, bot_id text, text text, is_deleted boolean DEFAULT false)"
+            )
+        )
+        s.execute(sql("CREATE TABLE IF NOT EXISTS slack_users (id text, name text, real_name text, display_name text)"))
+        s.execute(
+            sql(
+                "INSERT INTO slack_users (id, name, display_name) VALUES ('UALICE', 'alice', 'Alice A.'), "
+                "('UHUMAN', 'bob', '')"
+            )
+        )
+        rows = [
+            ("1690000000.000001", "UALICE", "Our deploy is stuck", False),
+            ("1690000000.000002", BOT_USER_ID, "Try restarting the runner.", False),
+            ("1690000000.000003", "UALICE", "a deleted message", True),
+            ("1690000000.000004", "UALICE", "Restarted, still stuck", False),
+        ]
+        for ts, user, body, deleted in rows:
+            s.execute(
+                sql(
+                    "INSERT INTO slack_messages (channel_id, ts, thread_ts, user_id, text, is_deleted) "
+                    "VALUES ('CPUB', :ts, '1690000000.000001', :u, :t, :d)"
+                ),
+                {"ts": ts, "u": user, "t": body, "d": deleted},
+            )
+    h.llm.script(text("Check the logs."))
+    event_id, ts = h.ask(f"<@{BOT_USER_ID}> what now?", thread_ts="1690000000.000001")
+    with h.db.session() as s:
+        s.execute(
+            sql(
+                "INSERT INTO slack_messages (channel_id, ts, thread_ts, user_id, text) "
+                "VALUES ('CPUB', :ts, '1690000000.000001', 'UHUMAN', 'what now?')"
+            ),
+            {"ts": ts},
+        )
+    h.run(event_id)
+    prompt = h.llm.requests[0]["messages"][0]["content"]
+    assert prompt.index("Alice A.: Our deploy is stuck") < prompt.index("(you, the assistant): Try restarting")
+    assert prompt.index("Try restarting") < prompt.index("Restarted, still stuck") < prompt.index("what now?")
+    assert "a deleted message" not in prompt and f"<@{BOT_USER_ID}>" not in prompt
+    assert prompt.count("what now?") == 1 and prompt.rstrip().endswith("what now?")
+    assert "Asked by: bob" in prompt
+    assert only_reply(h, "CPUB", "1690000000.000001") == "Check the logs."
