@@ -447,11 +447,15 @@ class EventProcessor:
         Failed events are kept (they are evidence); dedupe keys of purged events are forgotten, so
         keep this window longer than any redelivery window (Slack retries for up to 24 hours).
         """
-        stmt = delete(Event).where(
-            Event.status == "completed",
-            Event.processed_at < _now() - _seconds(older_than_days * 86400.0),
+        stmt = (
+            delete(Event)
+            .where(
+                Event.status == "completed",
+                Event.processed_at < _now() - _seconds(older_than_days * 86400.0),
+            )
+            .returning(Event.id)
         )
-        return int(self.session.execute(stmt).rowcount or 0)
+        return len(self._run(stmt).all())
 
     # ----------------------------------------------------------------------------- helpers
     def _run(self, statement: Any, **params: Any) -> Any:
