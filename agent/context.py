@@ -65,12 +65,12 @@ def format_time(value: datetime | str | None, tz: ZoneInfo) -> str:
         return "?"
     if isinstance(value, str):
         try:
-            value = datetime.fromtimestamp(float(value), tz=UTC)
+            moment = datetime.fromtimestamp(float(value), tz=UTC)
         except ValueError:
             return value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    else:
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
 def load_local_context(

@@ -269,7 +269,7 @@ class ClaudeClient:
         content = [_as_param(block) for block in content]
         text = "".join(block.text for block in message.content if block.type == "text")
         tool_uses = [
-            ToolUse(id=block.id, name=block.name, input=dict(block.input or {}))  # type: ignore[arg-type]
+            ToolUse(id=block.id, name=block.name, input=dict(block.input or {}))
             for block in message.content
             if block.type == "tool_use"
         ]

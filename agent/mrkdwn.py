@@ -34,15 +34,17 @@ def _inline(text: str) -> str:
         if i % 2 == 1:  # inline code: escape only
             out.append(_escape(part))
             continue
+        # Links are set aside as numbered markers so escaping and emphasis rules leave their URLs alone.
         links = [f"<{m.group(2)}|{_escape(m.group(1))}>" for m in _LINK.finditer(part)]
-        counter = iter(range(len(links)))
-        part = _LINK.sub(lambda _m, numbers=counter: f"\x00{next(numbers)}\x00", part)
+        pieces = _LINK.split(part)[::3]  # text between links (split yields text, label, url, text, ...)
+        part = "".join(p + (f"\x00{i}\x00" if i < len(links) else "") for i, p in enumerate(pieces))
         part = _escape(part)
         part = _ITALIC_STAR.sub(r"_\1_", part)
         part = _BOLD.sub(r"*\1*", part)
         part = _BOLD_UNDERSCORE.sub(r"*\1*", part)
         part = _STRIKE.sub(r"~\1~", part)
-        part = re.sub(r"\x00(\d+)\x00", lambda m, found=links: found[int(m.group(1))], part)
+        for number, link in enumerate(links):
+            part = part.replace(f"\x00{number}\x00", link)
         out.append(part)
     return "".join(out)
 
