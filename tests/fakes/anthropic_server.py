@@ -80,6 +80,11 @@ def http_error(
     )
 
 
+def stall(partial: str) -> Step:
+    """Stream ``partial``, then hang (until ``FakeAnthropic.release`` is set): a worker can be killed mid-answer."""
+    return Step("stall", text=partial)
+
+
 def stream_error(partial: str, error_type: str = "overloaded_error") -> Step:
     return Step("stream_error", text=partial, error_type=error_type, message="Overloaded")
 
@@ -94,6 +99,7 @@ class FakeAnthropic:
         self._steps: deque[Step] = deque()
         self._lock = threading.Lock()
         self._seen_systems: set[str] = set()
+        self.release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -192,9 +198,15 @@ class FakeAnthropic:
                 self.send_header("cache-control", "no-cache")
                 self.send_header("connection", "close")
                 self.end_headers()
-                for name, data in _sse_events(body, step, usage):
-                    self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
-                    self.wfile.flush()
+                try:
+                    for name, data in _sse_events(body, step, usage):
+                        self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+                        self.wfile.flush()
+                        if step.kind == "stall" and name == "content_block_delta":
+                            fake.release.wait(30)
+                            return
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client went away (a killed worker)
                 self.close_connection = True
 
         return Handler
@@ -239,7 +251,7 @@ def _sse_events(body: dict[str, Any], step: Step, usage: dict[str, int]) -> Iter
                 "content_block_start",
                 {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
             )
-            for piece in _chunks(block["text"], step.chunk_size):
+            for piece in _chunks(block["text"], step.chunk_size if step.kind != "stall" else len(block["text"])):
                 yield (
                     "content_block_delta",
                     {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}},

@@ -125,6 +125,7 @@ class Harness:
             db_connection=self.db,
             process_func=assistant,
             retry_base_delay=0.01,
+            reaper_interval=0.2,
             max_retry_count=self.max_retry_count,
             poll_interval=0.05,
             listen=False,

@@ -395,3 +395,40 @@ def test_thread_context_comes_from_the_message_store_with_names_and_bot_turns(h:
     assert prompt.count("what now?") == 1 and prompt.rstrip().endswith("what now?")
     assert "Asked by: bob" in prompt
     assert only_reply(h, "CPUB", "1690000000.000001") == "Check the logs."
+
+
+@pytest.mark.slow
+def test_row8_sigkill_mid_answer_another_worker_finishes_in_the_same_message(h: Harness) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.fakes.anthropic_server import stall
+    from tests.support.waiting import wait_for
+
+    h.llm.script(stall("The first worker started this answer"), text("The second worker's complete answer."))
+    event_id, ts = h.ask("q")
+    url = h.db.url.render_as_string(hide_password=False)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.assistant_process", url, h.llm.base_url, h.slack.api_url, "2"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "READY"
+        wait_for(lambda: h.slack.count("chat.appendStream") >= 1, timeout=30, what="the first worker streaming")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=10)
+        if worker.stdout is not None:
+            worker.stdout.close()
+        h.llm.release.set()
+    h.run(event_id)  # the lease (2 s) expires; the reaper returns the event; this worker finishes it
+    event = h.event(event_id)
+    assert event.status == "completed" and event.attempts == 2
+    assert only_reply(h, "CPUB", ts) == "The second worker's complete answer."
+    assert h.slack.count("chat.startStream") == 1  # the retry edited the first worker's message
+    assert h.ledger(f"T1:CPUB:{ts}").state == "final"
