@@ -201,8 +201,10 @@ class SlackReplySink:
                 self._stop_stream_quietly()
             first_done = False
         if not first_done:
-            self._ensure_message(parts[0], post_mode=True)
-            self.writer.call("chat.update", channel=self.channel, ts=self.ts, text=parts[0], metadata=self._metadata(0))
+            if not self._ensure_message(parts[0], post_mode=True):  # posted just now with this text: done
+                self.writer.call(
+                    "chat.update", channel=self.channel, ts=self.ts, text=parts[0], metadata=self._metadata(0)
+                )
             parts = parts[1:]
         for index, part in enumerate(parts, start=1):
             if index <= len(self.extra_ts):  # posted by an earlier attempt: make it right
@@ -266,9 +268,10 @@ class SlackReplySink:
             raise
         return str(response["ts"])
 
-    def _ensure_message(self, initial: str, *, post_mode: bool = False) -> None:
+    def _ensure_message(self, initial: str, *, post_mode: bool = False) -> bool:
+        """Start the reply message unless it exists; ``True`` when a message was posted with ``initial`` now."""
         if self.ts is not None:
-            return
+            return False
         if self.mode == "native" and not post_mode:
             try:
                 response = self.writer.call(
@@ -280,7 +283,7 @@ class SlackReplySink:
                 )
                 self.ts, self.streaming = str(response["ts"]), True
                 self._ledger(state="posted", message_ts=self.ts, stream_mode="native", streaming=True)
-                return
+                return False
             except ReplyOutcomeUnknown:
                 self._ledger(state="unknown")
                 raise
@@ -289,6 +292,7 @@ class SlackReplySink:
                 self.mode = "update"
         self.ts = self._post(initial or texts.PLACEHOLDER, part_index=0)
         self._ledger(state="posted", message_ts=self.ts, stream_mode=self.mode, streaming=False)
+        return bool(initial)
 
     def _push(self, text: str) -> None:
         self._last_push = self._clock()
