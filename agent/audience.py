@@ -35,12 +35,10 @@ class Audience:
         return self.channel_type == "channel"
 
     def as_meta(self) -> dict[str, Any]:
-        """The audience as MCP request metadata (servers that filter by audience read it)."""
+        """The audience as MCP request ``_meta``: the Slack MCP server filters by ``athenaeum/audience_channel``."""
         return {
-            "channel_id": self.channel_id,
-            "channel_type": self.channel_type,
-            "is_shared": self.is_shared,
-            "user_id": self.user_id,
+            "athenaeum/audience_channel": self.channel_id,
+            "athenaeum/audience": {"channel_type": self.channel_type, "is_shared": self.is_shared},
         }
 
 

@@ -159,7 +159,7 @@ class ToolHub:
         if found is None:
             return ToolResult(f"Unknown tool {name!r}. Use one of the tools you were given.", is_error=True)
         server, real_name = found
-        meta = {"athenaeum/audience": audience.as_meta()} if audience is not None else None
+        meta = audience.as_meta() if audience is not None and not audience.is_local else None
         try:
             result = self._portal.call(self._call_tool, server, real_name, arguments, meta)
         except BaseException as exc:

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 server = MCPServer("tiny")
@@ -49,6 +49,14 @@ def search_docs(query: str) -> str:
             ]
         }
     )
+
+
+@server.tool()
+def whoami(ctx: Context) -> str:
+    """The audience the caller sent in the request's _meta."""
+    raw = ctx.request_context.meta
+    meta = raw.model_dump() if hasattr(raw, "model_dump") else raw
+    return json.dumps({"channel": (meta or {}).get("athenaeum/audience_channel")})
 
 
 @server.tool()

@@ -70,6 +70,11 @@ def test_private_hits_stay_in_their_own_channel_and_locally(hub: ToolHub) -> Non
     assert "PRIVATE-SECRET" in local.text
 
 
+def test_the_audience_channel_travels_in_the_request_meta(hub: ToolHub) -> None:
+    assert json.loads(hub.call("whoami", {}, PUBLIC).text) == {"channel": "CANSWER"}
+    assert json.loads(hub.call("whoami", {}, Audience("local", "local")).text) == {"channel": None}
+
+
 def test_tool_failures_and_unknown_tools_become_error_results(hub: ToolHub) -> None:
     failed = hub.call("explode", {"reason": "boom"}, PUBLIC)
     assert failed.is_error and "boom" in failed.text
