@@ -14,6 +14,7 @@ attempt (``MAX_RETRY_COUNT`` drives both) it gets the one failure message instea
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from agent.context import (
     select_context,
     user_names,
 )
-from agent.errors import PermanentError
+from agent.errors import LeaseLostError, PermanentError
 from agent.llm import ClaudeClient, LLMError, LLMPermanentError, LLMSpendLimitError, Usage
 from agent.prompts import PromptRenderer
 from agent.questions import BadQuestionError, Question, ignore_reason, parse_question, without_mention
@@ -124,11 +125,18 @@ class Assistant:
             if self.llm is None:
                 answer = retrieval_answer(self.tools, question.text, question.audience)
             else:
-                answer = self._tool_loop(question, sink, run, deadline=started + self.settings.deadline_seconds)
+                answer = self._tool_loop(
+                    question, sink, run, deadline=started + self.settings.deadline_seconds, lease_lost=event.lease_lost
+                )
+            if event.lease_lost.is_set():  # another worker owns the event now: it answers, we must not write
+                raise LeaseLostError(f"event {event.id}: lease lost before the answer was delivered")
             answer = redact(answer)  # injected content may coax a secret out of a tool result: never echo it
             sink.finish(answer)
             self._remember_answer(question, answer)
         except BadQuestionError:
+            raise
+        except LeaseLostError as exc:  # the new owner speaks to the user; we only record what happened
+            run.status, run.error = "lease_lost", _describe(exc)
             raise
         except Exception as exc:
             run.status, run.error = "error", _describe(exc)
@@ -151,7 +159,9 @@ class Assistant:
         return dataclasses.replace(question, text=text, is_shared=shared)
 
     # ------------------------------------------------------------------ the tool loop
-    def _tool_loop(self, question: Question, sink: ReplySink, run: _Run, *, deadline: float) -> str:
+    def _tool_loop(
+        self, question: Question, sink: ReplySink, run: _Run, *, deadline: float, lease_lost: threading.Event
+    ) -> str:
         assert self.llm is not None
         audience = question.audience
         tools = self.tools.tool_definitions(audience) if self.tools else []
@@ -169,6 +179,8 @@ class Assistant:
             turn_text = ""
 
         for turn in range(self.settings.max_turns):
+            if lease_lost.is_set():
+                raise LeaseLostError("lease lost during the tool loop; another worker will answer")
             last = turn == self.settings.max_turns - 1
             turn_text = ""
             result = self.llm.stream_turn(

@@ -432,3 +432,23 @@ def test_row8_sigkill_mid_answer_another_worker_finishes_in_the_same_message(h: 
     assert only_reply(h, "CPUB", ts) == "The second worker's complete answer."
     assert h.slack.count("chat.startStream") == 1  # the retry edited the first worker's message
     assert h.ledger(f"T1:CPUB:{ts}").state == "final"
+
+
+def test_a_worker_that_lost_its_lease_stops_without_writing_to_the_user(h: Harness) -> None:
+    from agent.errors import LeaseLostError
+    from agent.event_processor import EventProcessor
+
+    h.llm.script(text("Too late."))
+    event_id, ts = h.ask("q")
+    with h.db.session() as s:
+        event = EventProcessor(s, worker_id="w").claim_event()
+    assert event is not None and event.id == event_id
+    event.lease_lost.set()
+    assistant = h.assistant()
+    try:
+        with pytest.raises(LeaseLostError):
+            assistant(event)
+    finally:
+        assistant.close()
+    assert h.llm.requests == [] and h.slack.bot_messages() == [] and h.slack.reactions == []
+    assert h.runs()[0].status == "lease_lost"
