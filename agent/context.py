@@ -8,6 +8,8 @@ inside the model's window; the newest messages win, and the selection says when 
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -73,6 +75,34 @@ def format_time(value: datetime | str | None, tz: ZoneInfo) -> str:
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
+SCHEMA_CACHE_SECONDS = 30.0
+_schema_cache: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
+_schema_lock = threading.Lock()
+
+
+def _columns(session: Session, table: str) -> frozenset[str]:
+    """The columns of ``table`` (empty when it does not exist), cached briefly per database.
+
+    The Slack store belongs to ingestion and may be absent (a terminal-only install); looking it up on every
+    question would cost round trips the answer does not need.
+    """
+    key = (str(session.get_bind().engine.url), table)
+    now = time.monotonic()
+    with _schema_lock:
+        cached = _schema_cache.get(key)
+    if cached is not None and now - cached[0] < SCHEMA_CACHE_SECONDS:
+        return cached[1]
+    columns = frozenset(
+        r[0]
+        for r in session.execute(
+            text("SELECT column_name FROM information_schema.columns WHERE table_name = :t"), {"t": table}
+        )
+    )
+    with _schema_lock:
+        _schema_cache[key] = (now, columns)
+    return columns
+
+
 def load_local_context(
     session: Session, conversation_id: str, before_id: int | None, limit: int, tz: ZoneInfo, user_name: str = "you"
 ) -> list[ContextMessage]:
@@ -98,10 +128,6 @@ def load_local_context(
     ]
 
 
-def _table_exists(session: Session, name: str) -> bool:
-    return session.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name}).scalar() is True
-
-
 def load_slack_context(
     session: Session,
     channel_id: str,
@@ -115,7 +141,7 @@ def load_slack_context(
 
     Reads ``slack_messages`` (written by ingestion); without it (ingestion not installed) there is no context.
     """
-    if not thread_ts or not _table_exists(session, "slack_messages"):
+    if not thread_ts or not _columns(session, "slack_messages"):
         return []
     not_deleted = "AND NOT coalesce(is_deleted, false)" if "is_deleted" in _columns(session, "slack_messages") else ""
     rows = session.execute(
@@ -143,14 +169,9 @@ def load_slack_context(
 
 def user_names(session: Session, user_ids: set[str]) -> dict[str, str]:
     """Display names of Slack users from ``slack_users`` when it exists (ids stay as they are otherwise)."""
-    if not user_ids or not _table_exists(session, "slack_users"):
+    if not user_ids or not _columns(session, "slack_users"):
         return {}
-    columns = {
-        r[0]
-        for r in session.execute(
-            text("SELECT column_name FROM information_schema.columns WHERE table_name = 'slack_users'")
-        )
-    }
+    columns = _columns(session, "slack_users")
     id_col = "user_id" if "user_id" in columns else "id"
     name_cols = [c for c in ("display_name", "real_name", "name") if c in columns]
     if id_col not in columns or not name_cols:
@@ -163,18 +184,9 @@ def user_names(session: Session, user_ids: set[str]) -> dict[str, str]:
     return {r.id: r.name for r in rows if r.name}
 
 
-def _columns(session: Session, table: str) -> set[str]:
-    return {
-        r[0]
-        for r in session.execute(
-            text("SELECT column_name FROM information_schema.columns WHERE table_name = :t"), {"t": table}
-        )
-    }
-
-
 def channel_is_shared(session: Session, channel_id: str) -> bool:
     """Whether the channel is shared with another organisation (Slack Connect), per ``slack_channels``."""
-    if not _table_exists(session, "slack_channels"):
+    if not _columns(session, "slack_channels"):
         return False
     columns = _columns(session, "slack_channels")
     flags = [c for c in ("is_ext_shared", "is_shared") if c in columns]
@@ -188,14 +200,9 @@ def channel_is_shared(session: Session, channel_id: str) -> bool:
 
 def channel_name(session: Session, channel_id: str) -> str | None:
     """A channel's name from ``slack_channels`` when it exists."""
-    if not _table_exists(session, "slack_channels"):
+    if not _columns(session, "slack_channels"):
         return None
-    columns = {
-        r[0]
-        for r in session.execute(
-            text("SELECT column_name FROM information_schema.columns WHERE table_name = 'slack_channels'")
-        )
-    }
+    columns = _columns(session, "slack_channels")
     id_col = "channel_id" if "channel_id" in columns else "id"
     if "name" not in columns or id_col not in columns:
         return None
