@@ -352,8 +352,8 @@ def test_thread_context_comes_from_the_message_store_with_names_and_bot_turns(h:
     with h.db.session() as s:  # the store Slack ingestion writes (created here if ingestion is not installed)
         s.execute(
             sql(
-                "CREATE TABLE IF NOT EXISTS slack_messages (channel_id text, ts text, thread_ts text, "
-                "user_id text, bot_id text, text text, is_deleted boolean DEFAULT false)"
+                "CREATE TABLE IF NOT EXISTS slack_messages (channel_id text, ts text, created_at timestamptz, "
+                "thread_ts text, user_id text, bot_id text, text text, is_deleted boolean DEFAULT false)"
             )
         )
         s.execute(sql("CREATE TABLE IF NOT EXISTS slack_users (id text, name text, real_name text, display_name text)"))
@@ -372,8 +372,8 @@ def test_thread_context_comes_from_the_message_store_with_names_and_bot_turns(h:
         for ts, user, body, deleted in rows:
             s.execute(
                 sql(
-                    "INSERT INTO slack_messages (channel_id, ts, thread_ts, user_id, text, is_deleted) "
-                    "VALUES ('CPUB', :ts, '1690000000.000001', :u, :t, :d)"
+                    "INSERT INTO slack_messages (channel_id, ts, created_at, thread_ts, user_id, text, is_deleted) "
+                    "VALUES ('CPUB', :ts, to_timestamp(CAST(:ts AS float)), '1690000000.000001', :u, :t, :d)"
                 ),
                 {"ts": ts, "u": user, "t": body, "d": deleted},
             )
@@ -382,8 +382,8 @@ def test_thread_context_comes_from_the_message_store_with_names_and_bot_turns(h:
     with h.db.session() as s:
         s.execute(
             sql(
-                "INSERT INTO slack_messages (channel_id, ts, thread_ts, user_id, text) "
-                "VALUES ('CPUB', :ts, '1690000000.000001', 'UHUMAN', 'what now?')"
+                "INSERT INTO slack_messages (channel_id, ts, created_at, thread_ts, user_id, text) "
+                "VALUES ('CPUB', :ts, to_timestamp(CAST(:ts AS float)), '1690000000.000001', 'UHUMAN', 'what now?')"
             ),
             {"ts": ts},
         )
@@ -439,7 +439,7 @@ def test_a_worker_that_lost_its_lease_stops_without_writing_to_the_user(h: Harne
     from agent.event_processor import EventProcessor
 
     h.llm.script(text("Too late."))
-    event_id, ts = h.ask("q")
+    event_id, _ = h.ask("q")
     with h.db.session() as s:
         event = EventProcessor(s, worker_id="w").claim_event()
     assert event is not None and event.id == event_id
