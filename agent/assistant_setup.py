@@ -168,6 +168,7 @@ def build_assistant(
             team_id=question.team_id,
             mode=config.reply_streaming,
             update_interval=config.reply_update_interval,
+            assistant_thread=question.channel_type == "im",
         )
 
     settings = AgentSettings(

@@ -112,6 +112,7 @@ class SlackReplySink:
         user_id / team_id: the recipient (native streaming needs them in threads).
         mode: ``native``, ``update`` or ``off`` (post only the final answer).
         update_interval: seconds between streamed updates.
+        assistant_thread: the conversation is an assistant thread (a DM with the app), where statuses show.
     """
 
     def __init__(
@@ -128,6 +129,7 @@ class SlackReplySink:
         team_id: str | None = None,
         mode: str = "native",
         update_interval: float = 1.0,
+        assistant_thread: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.writer = writer
@@ -141,6 +143,7 @@ class SlackReplySink:
         self.team_id = team_id
         self.mode = mode
         self.update_interval = update_interval
+        self.assistant_thread = assistant_thread
         self._clock = clock
         self.ts: str | None = None
         self.extra_ts: list[str] = []
@@ -167,6 +170,8 @@ class SlackReplySink:
         return False
 
     def status(self, text: str) -> None:
+        if not self.assistant_thread:
+            return  # Slack shows statuses only in assistant threads (DMs with the app): elsewhere it is a wasted call
         try:
             self.writer.call(
                 "assistant.threads.setStatus", channel_id=self.channel, thread_ts=self.thread_ts, status=text[:50]
@@ -193,7 +198,6 @@ class SlackReplySink:
                 metadata=self._metadata(0),
             )
             self.streaming = False
-            self._ledger(streaming=False, delivered_chars=len(text))
             parts = []  # the streamed message (Markdown, up to STREAM_LIMIT_CHARS) holds the whole answer
             first_done = True
         else:
@@ -213,7 +217,7 @@ class SlackReplySink:
             ts = self._post(part, part_index=index)
             self.extra_ts.append(ts)
             self._ledger(extra_ts=self.extra_ts)
-        self._ledger(state="final", delivered_chars=len(text))
+        self._ledger(state="final", streaming=False, delivered_chars=len(text))
 
     def note_retry(self, text: str) -> None:
         try:

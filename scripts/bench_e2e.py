@@ -156,6 +156,7 @@ def main() -> int:
                 team_id=q.team_id,
                 mode="native",
                 update_interval=1.0,
+                assistant_thread=q.channel_type == "im",
             )
 
         assistant = Assistant(

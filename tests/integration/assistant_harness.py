@@ -79,6 +79,7 @@ class Harness:
                 team_id=q.team_id,
                 mode=self.mode,
                 update_interval=0.0,
+                assistant_thread=q.channel_type == "im",
             )
             self.sinks.append(sink)
             return sink

@@ -452,3 +452,13 @@ def test_a_worker_that_lost_its_lease_stops_without_writing_to_the_user(h: Harne
         assistant.close()
     assert h.llm.requests == [] and h.slack.bot_messages() == [] and h.slack.reactions == []
     assert h.runs()[0].status == "lease_lost"
+
+
+def test_statuses_show_in_assistant_threads_only(h: Harness) -> None:
+    h.llm.script(tool_use(("search_docs", {"query": "x"})), text("In a DM."), text("In a channel."))
+    dm_event, _ = h.ask("q", channel="D1", channel_type="im")
+    h.run(dm_event)
+    assert h.slack.statuses == ["is thinking…", "is using search_docs…"]
+    channel_event, _ = h.ask("q")
+    h.run(channel_event)
+    assert h.slack.count("assistant.threads.setStatus") == 2  # none for the channel question
