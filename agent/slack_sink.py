@@ -310,8 +310,9 @@ class SlackReplySink:
                 delta = text[len(self.delivered) :]
                 if delta:
                     self.writer.call("chat.appendStream", channel=self.channel, ts=self.ts, markdown_text=delta)
+                    # The fence is ``self.delivered``: only this attempt appends to its stream, and a later attempt
+                    # never appends to it (it edits the message), so the count is stored once, at the end.
                     self.delivered = text
-                    self._ledger(delivered_chars=len(text))  # the fence: what the stream already holds
                 return
             self._stop_stream_quietly()  # regenerated or too long: continue by editing the message
         first = split_message(markdown_to_mrkdwn(text), MESSAGE_LIMIT_CHARS)[0]
