@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,11 +104,21 @@ class ToolHub:
             return self
         self._portal_cm = anyio.from_thread.start_blocking_portal(name="athenaeum-mcp")
         self._portal = self._portal_cm.__enter__()
-        for spec in self.specs:
+        portal = self._portal
+
+        def start_one(spec: ServerSpec) -> tuple[ServerSpec, Any, Any, BaseException | None]:
             try:
-                future, server = self._portal.start_task(self._run_server, spec, name=f"mcp-{spec.name}")
+                future, server = portal.start_task(self._run_server, spec, name=f"mcp-{spec.name}")
+                return spec, future, server, None
             except BaseException as exc:  # any failure to start: leave the server out, keep the assistant up
-                reason = _describe(exc)
+                return spec, None, None, exc
+
+        # Servers start side by side (each takes seconds to spawn and import); results keep the config's order.
+        with ThreadPoolExecutor(max_workers=max(1, len(self.specs)), thread_name_prefix="mcp-start") as starter:
+            started = list(starter.map(start_one, self.specs))
+        for spec, future, server, error in started:
+            if error is not None:
+                reason = _describe(error)
                 self.failed[spec.name] = reason
                 _log.warning("MCP server left out: it did not start", server=spec.name, reason=reason)
                 continue
