@@ -22,6 +22,14 @@ from database.errors import (
 )
 from database.models import EVENT_STATUSES, EVENTS_NOTIFY_CHANNEL, Base, Event
 from database.notify import NotificationListener
+from database.slack_models import (
+    SlackChannel,
+    SlackImportProgress,
+    SlackMessage,
+    SlackReaction,
+    SlackUser,
+    message_storage,
+)
 
 __all__ = [
     "EVENTS_NOTIFY_CHANNEL",
@@ -39,10 +47,16 @@ __all__ = [
     "Event",
     "NotificationListener",
     "ReplyLedger",
+    "SlackChannel",
+    "SlackImportProgress",
+    "SlackMessage",
+    "SlackReaction",
+    "SlackUser",
     "create_tables",
     "get_default_connection",
     "get_session",
     "init_db",
     "is_disconnect",
+    "message_storage",
     "normalize_url",
 ]

@@ -12,6 +12,7 @@ from agent.event_processor import EventProcessor
 from agent.queue_admin import get_event, list_events
 from agent.usage import usage_totals
 from database.models import EVENT_STATUSES
+from database.slack_models import message_storage
 
 
 def register(sub: Any) -> None:
@@ -63,6 +64,7 @@ def collect_status(ctx: AppContext) -> dict[str, Any]:
         )
         report["workers_seen_last_hour"] = len({_pool_of(w["claimed_by"]) for w in workers})
         report["assistant"] = usage_totals(session)
+        report["message_storage"] = message_storage(session)
     return report
 
 
@@ -88,6 +90,7 @@ def cmd_status(ctx: AppContext, args: argparse.Namespace) -> int:
                 f"out {u['output_tokens']} cache-read {u['cache_read_tokens']}, {u['tool_calls']} tool call(s), "
                 f"~${u['cost_usd']:.4f}"
             )
+            print(f"messages   stored on {report['message_storage']}")
     return 0 if report["database"]["healthy"] else 1
 
 
