@@ -113,6 +113,14 @@ def test_an_envelope_becomes_one_streamed_reply_in_the_right_thread(
             timeout=10,
             what="ledger final",
         )
+        wait_for(  # the completion is written by the pool's completer just after the job returns
+            lambda: (
+                s.execute(sql("SELECT status FROM events WHERE event_type = 'slack.question'")).scalars().all()
+                != ["processing"]
+            ),
+            timeout=10,
+            what="the question event completed",
+        )
         questions = s.execute(sql("SELECT status FROM events WHERE event_type = 'slack.question'")).scalars().all()
     reply = slack.bot_messages("C1")[0]
     assert reply["thread_ts"] == ts
