@@ -1,8 +1,8 @@
 """Replies into Slack through the reply ledger: one message per answer (plus parts beyond the size limit).
 
-``SlackWriter`` is the thin write seam over ``slack_sdk.WebClient``: no automatic retry of writes (a
-reset after Slack stored a post would post twice), 429 ``Retry-After`` honoured (a 429 means nothing was
-stored, so repeating is safe), posts paced per channel. ``SlackReplySink`` implements ``ReplySink``:
+``SlackWriter`` is the reply path's use of the Slack seam (``slack/client.py``): no automatic retry of
+writes (a reset after Slack stored a post would post twice), 429 ``Retry-After`` honoured (a 429 means nothing
+was stored, so repeating is safe), posts paced per channel. ``SlackReplySink`` implements ``ReplySink``:
 native streaming (``chat.startStream/appendStream/stopStream``) with a fallback to a posted placeholder
 updated by throttled ``chat.update``, the ledger written around every call, metadata on every reply
 naming its request key so a retry can find a post whose outcome it never saw.
@@ -16,30 +16,34 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from agent import texts
 from agent.mrkdwn import MESSAGE_LIMIT_CHARS, markdown_to_mrkdwn, split_message
 from agent.replies import LedgerEntry, ReplyError, ReplyOutcomeUnknown, ledger_begin, ledger_update
 from database import DatabaseConnection
+from slack.client import SlackClient
+from slack.errors import SlackConnectionError, SlackError, SlackServerError
 
 _log = structlog.get_logger("athenaeum.replies")
 
 METADATA_EVENT_TYPE = "athenaeum_reply"
 STREAM_LIMIT_CHARS = 11_000  # markdown_text of a streamed message stays under Slack's 12,000
-WRITE_METHODS = frozenset({"chat.postMessage", "chat.startStream"})
-RATE_LIMIT_RETRIES = 5
+PACED_METHODS = frozenset({"chat.postMessage", "chat.startStream"})
+READ_METHODS = frozenset({"conversations.replies", "auth.test"})
 
 
 class SlackWriter:
-    """Slack Web API calls for replies.
+    """The reply path's use of the Slack seam (``slack.client.SlackClient``).
+
+    Writes are never retried on a connection error or a 5xx (Slack may have stored them): those become
+    :class:`ReplyOutcomeUnknown` and the ledger decides. 429s are waited out (``Retry-After``) by the seam;
+    posts to one channel are paced here.
 
     Args:
         token: the bot token.
         base_url: ``SLACK_API_URL``.
         post_interval: seconds between posts to one channel (Slack allows about one per second).
-        sleep / clock: injectable for tests.
+        sleep / clock: injectable for tests (``waits`` records every wait).
     """
 
     def __init__(
@@ -52,39 +56,30 @@ class SlackWriter:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        # retry_handlers=[]: the SDK's default connection-error retry must never repeat a post.
-        self.client = WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=[])
         self.post_interval = post_interval
         self._sleep = sleep
         self._clock = clock
         self._last_post: dict[str, float] = {}
         self._lock = threading.Lock()
         self.waits: list[float] = []
+        # Pacing is done here (for stream starts too), so the seam's own post pacing is off.
+        self.slack = SlackClient(token, base_url, timeout_seconds=timeout, post_interval_seconds=0.0, sleep=self._wait)
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         """Call ``method``; raise :class:`ReplyOutcomeUnknown` when a write's outcome is unknown."""
         params = {k: v for k, v in params.items() if v is not None}
+        is_read = method in READ_METHODS
         channel = params.get("channel") or params.get("channel_id")
-        for _ in range(RATE_LIMIT_RETRIES + 1):
-            if method in WRITE_METHODS and channel:
-                self._pace(channel)
-            try:
-                # The SDK's named methods encode each method as Slack expects (JSON for writes, form for reads).
-                response = getattr(self.client, method.replace(".", "_"))(**params)
-                return dict(response.data) if isinstance(response.data, dict) else {}
-            except SlackApiError as exc:
-                if exc.response.status_code == 429:
-                    headers = exc.response.headers
-                    wait = float(headers.get("retry-after") or headers.get("Retry-After") or 1)
-                    self._wait(wait)
-                    continue
-                error = exc.response.get("error") if exc.response is not None else None
-                raise ReplyError(f"Slack {method} failed: {error}") from exc
-            except Exception as exc:  # connection reset, timeout: did Slack store it? We cannot know.
-                if method in WRITE_METHODS or method.startswith("chat."):
-                    raise ReplyOutcomeUnknown(f"Slack {method}: no answer ({type(exc).__name__})") from exc
-                raise ReplyError(f"Slack {method}: no answer ({type(exc).__name__})") from exc
-        raise ReplyError(f"Slack {method}: still rate limited after {RATE_LIMIT_RETRIES} waits")
+        if method in PACED_METHODS and channel:
+            self._pace(str(channel))
+        try:
+            return self.slack.read(method, **params) if is_read else self.slack.write(method, **params)
+        except (SlackConnectionError, SlackServerError) as exc:
+            if is_read:
+                raise ReplyError(f"Slack {method}: {exc.code}") from exc
+            raise ReplyOutcomeUnknown(f"Slack {method}: no clear answer ({exc.code}); it may have been stored") from exc
+        except SlackError as exc:
+            raise ReplyError(f"Slack {method} failed: {exc.code}") from exc
 
     def _pace(self, channel: str) -> None:
         with self._lock:
