@@ -27,6 +27,10 @@ run: setup  ## set up, migrate the (embedded) database, and run the service
 	$(PY) athenaeum.py db upgrade
 	$(PY) athenaeum.py run
 
+chat: setup  ## set up, migrate the (embedded) database, and talk to the assistant in the terminal
+	$(PY) athenaeum.py db upgrade
+	$(PY) athenaeum.py chat
+
 test: setup-dev  ## set up and run the whole test suite
 	$(PY) -m pytest
 
