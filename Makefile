@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: help setup setup-dev run chat test test-unit test-integration lint typecheck bench migrate db-start db-stop clean
+.PHONY: help setup setup-dev run chat test test-unit test-integration lint typecheck bench bench-compare profile chaos soak load migrate db-start db-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -46,6 +46,18 @@ typecheck: setup-dev  ## mypy over the packages
 bench: setup-dev  ## queue benchmarks (prints a table and the machine)
 	$(PY) scripts/bench_queue.py
 
+BENCH_VENV := .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+
+$(BENCH_VENV)/.bench: requirements.txt requirements-bench.txt
+	@test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV) || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -r requirements-bench.txt
+	@touch $@
+
+bench-compare: $(BENCH_VENV)/.bench  ## Athenaeum vs pgqueuer and procrastinate (own venv), writes docs/benchmarks.md
+	$(BENCH_PY) scripts/bench_compare.py --runs $(or $(RUNS),3) --write docs/benchmarks.md
+
 migrate: setup  ## alembic upgrade head
 	$(PY) athenaeum.py db upgrade
 
@@ -55,5 +67,5 @@ db-start: setup  ## start the embedded PostgreSQL and print its URL
 db-stop: setup  ## stop the embedded PostgreSQL
 	$(PY) athenaeum.py db stop
 
-clean:  ## remove the virtualenv and caches (keeps .athenaeum data)
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+clean:  ## remove the virtualenvs and caches (keeps .athenaeum data)
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .ruff_cache .mypy_cache
