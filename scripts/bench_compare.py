@@ -48,7 +48,7 @@ def workloads(scale: float) -> list[tuple[str, str, dict]]:
         rows[-1][2]["kind"] = "rate"
     rows.append(("pickup_200", "pickup from another process at 200/s, p50 / p99 (ms)", {"n": n(2000), "rate": 200.0}))
     rows.append(("pickup_50", "pickup from another process at 50/s, p50 / p99 (ms)", {"n": n(500), "rate": 50.0}))
-    for key, _, params in rows:
+    for _key, _label, params in rows:
         params.setdefault("kind", "latency")
     return rows
 
@@ -199,7 +199,7 @@ def main() -> int:
         db.dispose()
         for run in range(args.runs):
             order = SYSTEMS[run % 3 :] + SYSTEMS[: run % 3]
-            for key, label, params in plan:
+            for key, _label, params in plan:
                 for system in order:
                     t0 = time.monotonic()
                     results[system][key].append(run_child(system, key, params, urls[system]))
