@@ -45,6 +45,7 @@ _log = structlog.get_logger("athenaeum.pool")
 DB_RETRY_MAX_DELAY_SECONDS = 5.0
 COMPLETION_BATCH_MAX = 256
 CLAIM_GATHER_SECONDS = 0.002
+STATEMENT_TIMEOUT_SECONDS = 30.0
 _pool_numbers = itertools.count(1)
 
 ProcessFunc = Callable[[EventSnapshot], Any]
@@ -247,7 +248,10 @@ class WorkerPool:
         # in between. A database error drops the pair (see _db_error) and the next call reconnects.
         proc = getattr(self._local, "processor", None)
         if proc is None:
-            session = Session(bind=self._autocommit_engine.connect(), expire_on_commit=False)
+            connection = self._autocommit_engine.connect()
+            # A hung statement must not hang the dispatcher (and with it stop()) forever.
+            connection.exec_driver_sql(f"SET statement_timeout = {int(STATEMENT_TIMEOUT_SECONDS * 1000)}")
+            session = Session(bind=connection, expire_on_commit=False)
             proc = EventProcessor(
                 session,
                 worker_id=f"{self.name}:{threading.current_thread().name}",
@@ -370,20 +374,21 @@ class WorkerPool:
         error: BaseException | None = None
         try:
             self.process_func(event)
-        except Exception as exc:  # the job boundary: every failure is recorded, none escapes
+        except BaseException as exc:  # the job boundary: every failure is recorded, none escapes
             error = exc
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        self._finish_slot(event)
         try:
             if event.lease_lost.is_set():
                 _log.warning("job finished after its lease was lost; result discarded", duration_ms=duration_ms)
-                return
-            if error is None:
+            elif error is None:
                 self._completions.put(event)
                 _log.info("event processed", outcome="completed", duration_ms=duration_ms)
             else:
                 self._record_failure(event, error, duration_ms)
         finally:
+            # The slot is freed only once the outcome is queued or written, so stop() never
+            # shuts down under a failure that is still being recorded.
+            self._finish_slot(event)
             structlog.contextvars.clear_contextvars()
 
     def _record_failure(self, event: EventSnapshot, error: BaseException, duration_ms: float) -> None:
