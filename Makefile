@@ -58,6 +58,15 @@ $(BENCH_VENV)/.bench: requirements.txt requirements-bench.txt
 bench-compare: $(BENCH_VENV)/.bench  ## Athenaeum vs pgqueuer and procrastinate (own venv), writes docs/benchmarks.md
 	$(BENCH_PY) scripts/bench_compare.py --runs $(or $(RUNS),3) --write docs/benchmarks.md
 
+profile: $(BENCH_VENV)/.bench  ## py-spy over a c=4 drain of 20,000 no-op events: where the time goes
+	$(BENCH_PY) scripts/profile_drain.py --concurrency 4
+
+chaos: setup-dev  ## the fault suite of reliability.md (tests marked fault), invariants checked after each
+	$(PY) -m pytest -m fault -q
+
+soak: setup-dev  ## N minutes (MINUTES=10) of mixed load with faults, then an invariant report; not in CI
+	$(PY) scripts/soak.py --minutes $(or $(MINUTES),10)
+
 migrate: setup  ## alembic upgrade head
 	$(PY) athenaeum.py db upgrade
 
