@@ -1,7 +1,8 @@
 """pytest plugin for the fault suite (loaded with ``-p tests.support.fault_plugin`` from pyproject.toml).
 
-- Every test whose docstring starts with "Fault row" gets the ``fault`` marker, in any tier, so
-  ``make chaos`` (``pytest -m fault``) runs the whole suite of reliability.md together.
+- Every test that names its row of reliability.md's fault table (a docstring with "Fault row N" or
+  "Fault suite row N", or a name ``test_rowN_…``) gets the ``fault`` marker, in any tier, so
+  ``make chaos`` (``pytest -m fault``) runs the whole suite together.
 - After each fault test (and after its pools and processes are stopped), the invariants are checked:
   in SQL when it used the ``db`` fixture (no expired lease left in ``processing``, attempts within
   ``MAX_RETRY_COUNT``, every ``failed`` event with its error), and, for every fake Slack it used, at
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +20,13 @@ from typing import Any
 import pytest
 
 MAX_RETRY_COUNT = 3  # the highest any fault test configures (the default)
+_ROW_IN_DOC = re.compile(r"\bfault (suite )?rows? \d+", re.IGNORECASE)
+_ROW_IN_NAME = re.compile(r"^test_row\d+_")
+
+
+def is_fault_test(name: str, doc: str | None) -> bool:
+    """Whether a test belongs to the fault suite, by the row it names."""
+    return bool(_ROW_IN_NAME.match(name) or _ROW_IN_DOC.search(doc or ""))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -28,8 +37,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        doc = getattr(getattr(item, "obj", None), "__doc__", None) or ""
-        if doc.lstrip().startswith("Fault row"):
+        func = getattr(item, "obj", None)
+        if is_fault_test(getattr(func, "__name__", item.name), getattr(func, "__doc__", None)):
             item.add_marker(pytest.mark.fault)
 
 
@@ -55,7 +64,16 @@ def _fault_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
 
         assert_queue_invariants(db, MAX_RETRY_COUNT)
     if request.node.get_closest_marker("multiple_bot_messages") is None:
-        for value in getattr(request.node, "funcargs", {}).values():
-            if hasattr(value, "bot_messages") and hasattr(value, "_history"):
-                doubled = {k: n for k, n in replies_per_thread(value).items() if n > 1}
-                assert not doubled, f"more than one bot message in a question's thread: {doubled}"
+        for fake in fake_slacks(getattr(request.node, "funcargs", {}).values()):
+            doubled = {k: n for k, n in replies_per_thread(fake).items() if n > 1}
+            assert not doubled, f"more than one bot message in a question's thread: {doubled}"
+
+
+def fake_slacks(values: Any) -> list[Any]:
+    """Fake Slack servers among a test's fixture values, or one attribute down (a harness holding one)."""
+    found: list[Any] = []
+    for value in values:
+        for candidate in (value, *getattr(value, "__dict__", {}).values()):
+            if hasattr(candidate, "bot_messages") and hasattr(candidate, "_history") and candidate not in found:
+                found.append(candidate)
+    return found
