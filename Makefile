@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: help setup setup-dev run chat test test-unit test-integration lint typecheck bench bench-compare profile chaos soak load migrate db-start db-stop clean
+.PHONY: help setup setup-dev run chat test test-unit test-integration lint typecheck bench bench-compare profile chaos soak load load-python migrate db-start db-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -66,6 +66,15 @@ chaos: setup-dev  ## the fault suite of reliability.md (tests marked fault), inv
 
 soak: setup-dev  ## N minutes (MINUTES=10) of mixed load with faults, then an invariant report; not in CI
 	$(PY) scripts/soak.py --minutes $(or $(MINUTES),10)
+
+LOAD_HOST ?= http://127.0.0.1:3000
+load: $(BENCH_VENV)/.bench  ## headless locust against a running HTTP Events API endpoint (LOAD_HOST, LOAD_SIGNING_SECRET)
+	$(BENCH_VENV)/bin/locust -f tests/performance/locustfile.py --host $(LOAD_HOST) --headless \
+		-u $(or $(USERS),20) -r 5 -t $(or $(SECONDS),60)s --only-summary
+
+load-python: setup  ## the same load without locust (URL=, SECRET=, RATE=, SECONDS=)
+	$(PY) tests/performance/slack_load.py --url $(or $(URL),$(LOAD_HOST)/slack/events) \
+		--secret "$(SECRET)" --rate $(or $(RATE),50) --seconds $(or $(SECONDS),30)
 
 migrate: setup  ## alembic upgrade head
 	$(PY) athenaeum.py db upgrade
