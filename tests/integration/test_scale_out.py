@@ -51,20 +51,22 @@ def test_three_workers_one_ingester_one_sigkill_every_event_completed_once(logs:
     wait_for(lambda: scalar(logs, "SELECT count(*) FROM processed_log") >= EVENTS // 3, timeout=120, what="midway")
     os.kill(victim.pid, signal.SIGKILL)
     assert victim.wait(10) == -signal.SIGKILL
-    # What the victim held when it died: claimed in the database, completion not written.
-    held = {
-        r[0]
-        for r in rows(
-            logs,
-            "SELECT id FROM events WHERE status = 'processing' AND split_part(claimed_by, ':', 2) = :pid",
-            pid=str(victim.pid),
-        )
-    }
-
     assert ingester.stdout is not None
     assert ingester.stdout.readline().strip() == f"DONE {EVENTS}"
     assert ingester.wait(60) == 0
     settled_invariants(logs, max_retry_count=3, timeout=120)
+    # What the victim held when it died: the events whose lease expired in its name (the reaper logs the
+    # last claimant). Read from the database once all is settled, so a claim or completion the server was
+    # still executing at the moment of the kill is counted as it really ended.
+    held = {
+        r[0]
+        for r in rows(
+            logs,
+            "SELECT DISTINCT id FROM events, jsonb_array_elements(attempt_log) AS entry "
+            "WHERE entry->>'error' = 'lease expired' AND split_part(entry->>'worker', ':', 2) = :pid",
+            pid=str(victim.pid),
+        )
+    }
 
     # Exactly-once completion, by a process that really ran the job.
     assert_completed_exactly_once(logs, EVENTS)
@@ -85,17 +87,14 @@ def test_three_workers_one_ingester_one_sigkill_every_event_completed_once(logs:
     )
     assert all(n == 2 and by_victim for _, n, by_victim in repeats), repeats
     assert {event_id for event_id, _, _ in repeats} <= held
-    # Every event the victim held was reclaimed through its expired lease and finished by a survivor.
+    # Every event the victim held was finished by a survivor on its second attempt; no other lease expired.
     if held:
         reclaimed = rows(
             logs,
-            "SELECT attempts, retry_count, attempt_log->0->>'error', split_part(claimed_by, ':', 2)::int "
-            "FROM events WHERE id = ANY(:ids)",
+            "SELECT attempts, retry_count, split_part(claimed_by, ':', 2)::int FROM events WHERE id = ANY(:ids)",
             ids=list(held),
         )
-        assert all(
-            a == 2 and r == 1 and err == "lease expired" and pid != victim.pid for a, r, err, pid in reclaimed
-        ), reclaimed
+        assert all(a == 2 and r == 1 and pid != victim.pid for a, r, pid in reclaimed), reclaimed
     assert scalar(logs, "SELECT count(*) FROM events WHERE attempts <> 1 AND NOT (id = ANY(:ids))", ids=list(held)) == 0
     assert scalar(logs, "SELECT count(DISTINCT pid) FROM processed_log") == 3  # all three took part
 
