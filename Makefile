@@ -72,9 +72,9 @@ load: $(BENCH_VENV)/.bench  ## headless locust against a running HTTP Events API
 	$(BENCH_VENV)/bin/locust -f tests/performance/locustfile.py --host $(LOAD_HOST) --headless \
 		-u $(or $(USERS),20) -r 5 -t $(or $(SECONDS),60)s --only-summary
 
-load-python: setup  ## the same load without locust (URL=, SECRET=, RATE=, SECONDS=)
-	$(PY) tests/performance/slack_load.py --url $(or $(URL),$(LOAD_HOST)/slack/events) \
-		--secret "$(SECRET)" --rate $(or $(RATE),50) --seconds $(or $(SECONDS),30)
+load-python: setup  ## the same load without locust; no URL= starts its own database and endpoint (RATE=, SECONDS=)
+	$(PY) tests/performance/slack_load.py $(if $(URL),--url $(URL) --secret "$(SECRET)",--serve) \
+		--rate $(or $(RATE),100) --seconds $(or $(SECONDS),20)
 
 migrate: setup  ## alembic upgrade head
 	$(PY) athenaeum.py db upgrade

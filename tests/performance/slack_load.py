@@ -3,6 +3,11 @@
 
     python tests/performance/slack_load.py --url http://127.0.0.1:3000/slack/events --secret S \\
         [--rate 50] [--seconds 30] [--threads 8] [--duplicates 0.05]
+    python tests/performance/slack_load.py --serve [--rate 200] [--seconds 10]
+
+``--serve`` needs nothing running: it starts a private embedded PostgreSQL and Athenaeum's HTTP Events API
+endpoint (``slack.http_events.HttpEventsServer`` with the real ingester) on 127.0.0.1, drives it, and then
+checks in SQL that every distinct event is stored exactly once (redeliveries dropped).
 
 Each request is what Slack sends (slack.md): a JSON ``event_callback`` with a unique ``event_id``, signed
 ``X-Slack-Signature = v0=hex(HMAC-SHA256(secret, "v0:{ts}:{body}"))`` with ``X-Slack-Request-Timestamp``;
@@ -156,15 +161,69 @@ def run_load(url: str, secret: str, rate: float, seconds: float, threads: int = 
     }
 
 
+def serve_and_load(rate: float, seconds: float, threads: int, duplicates: float) -> dict:
+    """Start embedded PostgreSQL + the real HTTP endpoint, run the load, and check what was stored."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from sqlalchemy import text
+
+    from agent import EventProcessor
+    from agent.logging import configure_logging
+    from database import DatabaseConnection, EmbeddedPostgres
+    from database.migrations import upgrade
+    from slack.client import BotIdentity
+    from slack.http_events import EVENTS_PATH, HttpEventsServer
+    from slack.ingest import Ingester
+
+    configure_logging("WARNING", "json")
+    secret = "load-test-signing-secret"
+    tmp = tempfile.mkdtemp(prefix="athenaeum-load-")
+    pg = EmbeddedPostgres(tmp)
+    url = pg.start()
+    try:
+        upgrade(url)
+        db = DatabaseConnection(url, pool_size=threads + 2)
+        ingester = Ingester(db, lambda s: EventProcessor(s, "http-load"), BotIdentity("T0LOAD", "U0BOT", "B0BOT"))
+        server = HttpEventsServer(ingester, secret, host="127.0.0.1", port=0)
+        server.start()
+        try:
+            endpoint = f"http://127.0.0.1:{server.port}{EVENTS_PATH}"
+            report = run_load(endpoint, secret, rate, seconds, threads, duplicates)
+        finally:
+            server.stop()
+        with db.session() as s:
+            stored = s.execute(
+                text("SELECT count(*), count(DISTINCT dedupe_key) FROM events WHERE event_type = 'slack.app_mention'")
+            ).one()
+        db.dispose()
+    finally:
+        pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    report["events_stored"] = stored[0]
+    report["distinct_events_sent"] = report["requests"] - report["duplicates_sent"]
+    report["stored_once_each"] = stored[0] == stored[1] == report["distinct_events_sent"]
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:3000/slack/events")
-    parser.add_argument("--secret", required=True, help="the signing secret the endpoint was started with")
+    parser.add_argument("--secret", help="the signing secret the endpoint was started with")
+    parser.add_argument("--serve", action="store_true", help="start embedded PostgreSQL and the endpoint here")
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--duplicates", type=float, default=0.05, help="share of requests that are redeliveries")
     args = parser.parse_args()
+    if args.serve:
+        report = serve_and_load(args.rate, args.seconds, args.threads, args.duplicates)
+        print(json.dumps(report, indent=2))
+        return 0 if not report["errors"] and report["stored_once_each"] else 1
+    if not args.secret:
+        parser.error("--secret is required unless --serve")
     if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
         print("refusing: load tests only target this machine (loopback)", file=sys.stderr)
         return 2
