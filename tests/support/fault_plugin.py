@@ -1,7 +1,7 @@
 """pytest plugin for the fault suite (loaded with ``-p tests.support.fault_plugin`` from pyproject.toml).
 
 - Every test that names its row of reliability.md's fault table (a docstring with "Fault row N" or
-  "Fault suite row N", or a name ``test_rowN_…``) gets the ``fault`` marker, in any tier, so
+  "Fault suite row N", or starting with "Row N", or a name ``test_rowN_…``) gets the ``fault`` marker, in any tier, so
   ``make chaos`` (``pytest -m fault``) runs the whole suite together.
 - After each fault test (and after its pools and processes are stopped), the invariants are checked:
   in SQL when it used the ``db`` fixture (no expired lease left in ``processing``, attempts within
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 MAX_RETRY_COUNT = 3  # the highest any fault test configures (the default)
-_ROW_IN_DOC = re.compile(r"\bfault (suite )?rows? \d+", re.IGNORECASE)
+_ROW_IN_DOC = re.compile(r"\bfault[- ](suite )?rows? \d+|^\s*rows? \d+\b", re.IGNORECASE)
 _ROW_IN_NAME = re.compile(r"^test_row\d+_")
 
 

@@ -39,4 +39,7 @@ def test_fault_tests_are_recognised_by_the_row_they_name() -> None:
     assert is_fault_test("test_x", "Fault row 14 (claim): ...")
     assert is_fault_test("test_x", "Fault suite row 1 (the ingestion half)")
     assert is_fault_test("test_row22_overloaded", None)
+    assert is_fault_test("test_x", "Row 3: database unreachable -> no ack")
+    assert is_fault_test("test_x", "HTTP mode: signature checks (fault-suite row 5)")
     assert not is_fault_test("test_rows_are_listed", "A plain test of 3 rows.")
+    assert not is_fault_test("test_x", "Rows are returned in order.")
