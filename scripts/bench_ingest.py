@@ -85,6 +85,8 @@ def bench_socket(db: DatabaseConnection, fake: FakeSlack, n: int, rate: float | 
         queue_factory=lambda s: EventProcessor(s, worker_id="bench"),
     )
     try:
+        if not fake.wait_for_connections(1, timeout=10):
+            raise SystemExit("socket mode did not connect")
         sent: dict[str, float] = {}
         start = time.perf_counter()
         for i in range(n):

@@ -105,9 +105,9 @@ class SocketModeIngestion:
         # connect() only prepares the session; wait until the runner thread has it open, or the SDK's monitor
         # sees "no socket" and opens a second connection.
         deadline = time.monotonic() + CONNECT_TIMEOUT_SECONDS
-        while not self.client.is_connected() and time.monotonic() < deadline:
+        while not self._handshake_done() and time.monotonic() < deadline:
             time.sleep(0.01)
-        _log.info("socket mode connected", connected=self.client.is_connected())
+        _log.info("socket mode connected", connected=self._handshake_done())
 
     def stop(self, timeout_seconds: float = STOP_TIMEOUT_SECONDS) -> bool:
         """Close the connection and wait (bounded) for envelopes being processed; returns whether it finished.
@@ -131,6 +131,11 @@ class SocketModeIngestion:
         closer.join(max(0.0, deadline - time.monotonic()))
         _log.info("socket mode stopped", clean=not closer.is_alive(), **self.stats)
         return not closer.is_alive()
+
+    def _handshake_done(self) -> bool:
+        session = self.client.current_session
+        sock = getattr(session, "sock", None)
+        return bool(getattr(sock, "connected", False))
 
     def is_connected(self) -> bool:
         return bool(self.client.is_connected())
