@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -214,6 +215,7 @@ def main() -> int:
         return 1
     finally:
         server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     lines = [
         f"| workload | Athenaeum | pgqueuer {versions()['pgqueuer']} (asyncpg) | "
         f"procrastinate {versions()['procrastinate']} |",
