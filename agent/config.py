@@ -272,6 +272,13 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
+        "OPENAI_BASE_URL",
+        "openai_base_url",
+        _url,
+        "https://api.openai.com/v1",
+        "OpenAI API base URL for embeddings (proxies, compatible gateways, test servers)",
+    ),
+    Setting(
         "MCP_CONFIG",
         "mcp_config",
         _text,
@@ -359,6 +366,7 @@ class Config:
     github_org: str | None
     embedding_provider: str
     openai_api_key: str | None
+    openai_base_url: str
     mcp_config: str
     prompts_dir: str | None
     log_level: str
