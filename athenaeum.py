@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 # mcp/ is a folder of server packages, not a package: put it on the path (it must never shadow the SDK).
@@ -30,6 +32,21 @@ from agent.logging import configure_logging  # noqa: E402
 from database.errors import AthenaeumError  # noqa: E402
 
 COMMAND_MODULES = [run_commands, chat_commands, queue_commands, database_commands, slack_commands, docs_cli, mcp_cli]
+
+
+def _embedding_worker(ctx: AppContext) -> Callable[[Any], None]:
+    """The worker side of Slack message embeddings (owned by the Slack MCP server, wired here)."""
+    from embeddings import build_provider
+    from slack_mcp.embedding_jobs import make_processor
+
+    config = ctx.config
+    provider = build_provider(
+        config.embedding_provider, openai_api_key=config.openai_api_key, openai_base_url=config.openai_base_url
+    )
+    return make_processor(ctx.db, provider)
+
+
+run_commands.register_event_handler("slack_embed_messages", _embedding_worker)
 
 
 def build_parser() -> argparse.ArgumentParser:

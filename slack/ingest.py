@@ -41,6 +41,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -56,6 +57,7 @@ from slack.events import (
     EventCallback,
     Ignored,
     MalformedEventError,
+    MessageChanged,
     MessagePosted,
     MessageRecord,
     parse_effect,
@@ -65,6 +67,19 @@ from slack.formats import mentions_user
 from slack.store import apply_effect, bot_in_thread, channel_type, clean
 
 QUESTION_EVENT_TYPE = "slack.question"
+#: Computing message embeddings is a worker's job (the model is slow next to an ack). New or edited text
+#: schedules one such event per minute, due at the start of the next minute, that embeds everything
+#: still missing; the handler lives with the Slack MCP server (slack_mcp.embedding_jobs), wired by athenaeum.py.
+EMBED_EVENT_TYPE = "slack_embed_messages"
+
+
+def schedule_embeddings(queue: EventQueue, now: datetime | None = None) -> None:
+    """Make sure an embedding job is due at the start of the next minute (one per minute, deduplicated)."""
+    now = now or datetime.now(UTC)
+    due = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    queue.enqueue_event(EMBED_EVENT_TYPE, {}, key=f"embed:{due:%Y-%m-%dT%H:%M}", run_after=due)
+
+
 FAILED_EVENT_TYPE = "slack.malformed"
 RAW_FAILED_MAX_CHARS = 65536
 
@@ -193,6 +208,8 @@ class Ingester:
             if getattr(recorded, "duplicate", False):  # recorded by an earlier delivery
                 return IngestResult(callback.dedupe_key, callback.event_type, True, type(effect).__name__)
             apply_effect(session, effect, callback.team_id)
+            if isinstance(effect, MessagePosted | MessageChanged):
+                schedule_embeddings(queue)
             question = self._question(session, callback, effect)
             if question is not None:
                 queue.enqueue_event(QUESTION_EVENT_TYPE, question.payload(), key=question.key)

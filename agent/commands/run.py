@@ -41,6 +41,16 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_run)
 
 
+#: Handlers for event types owned outside ``agent`` (e.g. message embeddings, owned by the Slack MCP
+#: server), registered by the composition root; each factory builds a process_func when `run` starts.
+_HANDLER_FACTORIES: dict[str, Callable[[AppContext], Callable[[EventSnapshot], None]]] = {}
+
+
+def register_event_handler(event_type: str, factory: Callable[[AppContext], Callable[[EventSnapshot], None]]) -> None:
+    """Have `run` hand events of ``event_type`` to the process_func that ``factory(ctx)`` builds."""
+    _HANDLER_FACTORIES[event_type] = factory
+
+
 def log_event(event: EventSnapshot) -> None:
     """The processor used until the assistant is configured: record that the event was seen."""
     _log.info("event received", event_id=event.id, event_type=event.event_type)
@@ -127,9 +137,13 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
     if assistant.llm is None:
         _log.warning("ANTHROPIC_API_KEY is not set: questions are answered with search results only")
 
+    handlers = {event_type: factory(ctx) for event_type, factory in _HANDLER_FACTORIES.items()}
+
     def process(event: EventSnapshot) -> None:
         if event.event_type in QUESTION_EVENT_TYPES:
             assistant(event)
+        elif event.event_type in handlers:
+            handlers[event.event_type](event)
         else:
             log_event(event)  # raw slack.* events: their effect is already in the store
 

@@ -87,6 +87,7 @@ def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
             counts = import_export(ctx.db, args.export, progress=advance)
             total = sum(counts.values())
             print(f"imported {total} message(s) from {len(counts)} channel(s) of {args.export}")
+            _schedule_embeddings(ctx, total)
             return 0
         client = _client(ctx)
         team = client.auth_test().team_id
@@ -113,4 +114,15 @@ def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
             )
             total += result.messages
     print(f"imported {total} message(s) from {len(channels)} channel(s)")
+    _schedule_embeddings(ctx, total)
     return 0
+
+
+def _schedule_embeddings(ctx: AppContext, imported: int) -> None:
+    # Imported messages get their vectors from a worker (`run`), or now with `mcp embed-messages`.
+    if imported:
+        from agent.event_processor import EventProcessor
+        from slack.ingest import schedule_embeddings
+
+        with ctx.db.session() as session:
+            schedule_embeddings(EventProcessor(session))

@@ -96,7 +96,9 @@ def test_valid_events_are_ingested_and_replays_deduped(server: HttpEventsServer,
     replay = {**signed(body), "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
     assert post(server, body, replay)[0] == 200
     with db.session() as s:
-        rows = s.execute(text("SELECT event_type, dedupe_key FROM events ORDER BY id")).all()
+        rows = s.execute(
+            text("SELECT event_type, dedupe_key FROM events WHERE event_type <> 'slack_embed_messages' ORDER BY id")
+        ).all()
     assert [tuple(r) for r in rows] == [
         ("slack.app_mention", "T0FAKE:EvHttp"),
         ("slack.question", "T0FAKE:C1:1700000301.000001"),

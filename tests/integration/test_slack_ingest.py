@@ -11,7 +11,7 @@ from agent import EventProcessor
 from database import DatabaseConnection, SlackChannel, SlackMessage, SlackReaction, SlackUser
 from slack.client import BotIdentity
 from slack.events import MalformedEventError
-from slack.ingest import QUESTION_EVENT_TYPE, Ingester
+from slack.ingest import EMBED_EVENT_TYPE, QUESTION_EVENT_TYPE, Ingester
 from tests.fakes import slack_events as ev
 from tests.fakes.slack import FakeSlack
 
@@ -27,7 +27,9 @@ def events(db: DatabaseConnection, event_type: str | None = None) -> list[dict[s
     sql = "SELECT event_type, dedupe_key, status, payload, error_message FROM events"
     with db.session() as s:
         rows = [dict(r) for r in s.execute(text(sql + " ORDER BY id")).mappings()]
-    return [r for r in rows if event_type is None or r["event_type"] == event_type]
+    if event_type is None:  # the embedding jobs that messages schedule are checked on their own
+        return [r for r in rows if r["event_type"] != EMBED_EVENT_TYPE]
+    return [r for r in rows if r["event_type"] == event_type]
 
 
 def message_row(db: DatabaseConnection, channel: str, ts: str) -> SlackMessage | None:
