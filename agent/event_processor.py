@@ -14,6 +14,7 @@ Every write that depends on owning a lease matches ``lease_token`` (the fencing 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,7 @@ from agent import wakeup
 from agent.backoff import retry_delay_seconds
 from agent.config import QueueSettings
 from agent.errors import LeaseLostError, PermanentError
+from agent.observers import notify_enqueued
 from agent.redaction import redact
 from agent.snapshot import EventSnapshot
 from database.models import EVENT_STATUSES, Event
@@ -120,6 +122,7 @@ class EventProcessor:
             ).mappings().one()
         else:
             self._wake_after_commit()
+            notify_enqueued(event_type, 1)
         return EventSnapshot.from_row(result)
 
     def enqueue_events(self, events: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[int]:
@@ -154,11 +157,14 @@ class EventProcessor:
                 run_after=func.coalesce(bindparam("run_after", type_=Event.run_after.type), _now()),
             )
             .on_conflict_do_nothing(index_elements=[Event.dedupe_key])
-            .returning(Event.id)
+            .returning(Event.id, Event.event_type)
         )
-        ids = [r for (r,) in self.session.execute(stmt, rows).all()]
+        inserted = self.session.execute(stmt, rows).all()
+        ids = [row[0] for row in inserted]
         if ids:
             self._wake_after_commit()
+            for event_type, count in Counter(row[1] for row in inserted).items():
+                notify_enqueued(event_type, count)
         return ids
 
     # ----------------------------------------------------------------------------- consuming

@@ -11,6 +11,8 @@ from typing import Any
 import structlog
 
 from agent.commands.context import AppContext
+from agent.health_server import start_health_server
+from agent.metrics import Metrics
 from agent.snapshot import EventSnapshot
 from agent.worker_pool import WorkerPool
 
@@ -38,11 +40,21 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
             missing=", ".join(missing),
             fix="set SLACK_APP_TOKEN and SLACK_BOT_TOKEN (docs/SLACK_SETUP.md)",
         )
+    metrics = Metrics(db=ctx.db)
+    metrics.listen_for_enqueues()
     pool = WorkerPool(
         size=getattr(args, "workers", None) or ctx.config.worker_pool_size,
         db_connection=ctx.db,
         process_func=log_event,
         config=ctx.config,
+        observer=metrics,
     )
-    pool.run_forever()
+    metrics.attach_pool(pool)
+    health = start_health_server(ctx.config.health_port, ctx.db, pool, metrics, admin_token=ctx.config.admin_token)
+    try:
+        pool.run_forever()
+    finally:
+        if health is not None:
+            health.stop()
+        metrics.close()
     return 0
