@@ -469,19 +469,20 @@ class EventProcessor:
         return row
 
     def _wake_after_commit(self) -> None:
+        # Wake local workers only once the rows are visible, i.e. after the caller's commit; a
+        # rollback cancels the wake-up. The hooks are installed once per session.
         info = self.session.info
-        if info.get("athenaeum_wake_pending"):
-            return
         info["athenaeum_wake_pending"] = True
+        if not info.get("athenaeum_wake_hooks"):
+            info["athenaeum_wake_hooks"] = True
+            sa_event.listen(self.session, "after_commit", _wake_on_commit)
+            sa_event.listen(self.session, "after_soft_rollback", _cancel_wake)
 
-        def _on_commit(session: Session) -> None:
-            session.info.pop("athenaeum_wake_pending", None)
-            wakeup.wake_local()
 
-        def _on_rollback(session: Session) -> None:
-            session.info.pop("athenaeum_wake_pending", None)
-            if sa_event.contains(session, "after_commit", _on_commit):
-                sa_event.remove(session, "after_commit", _on_commit)
+def _wake_on_commit(session: Session) -> None:
+    if session.info.pop("athenaeum_wake_pending", False):
+        wakeup.wake_local()
 
-        sa_event.listen(self.session, "after_commit", _on_commit, once=True)
-        sa_event.listen(self.session, "after_soft_rollback", _on_rollback, once=True)
+
+def _cancel_wake(session: Session, _previous_transaction: Any) -> None:
+    session.info.pop("athenaeum_wake_pending", None)

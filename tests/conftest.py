@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import close_all_sessions
 
 from database import DatabaseConnection, EmbeddedPostgres, normalize_url
 
@@ -159,4 +160,5 @@ def db(database_url: str) -> Iterator[DatabaseConnection]:
     try:
         yield conn
     finally:
+        close_all_sessions()  # sessions a test left open give their connections back first
         conn.dispose()
