@@ -1,0 +1,265 @@
+"""The health server against a real PostgreSQL: probes, readiness transitions, metrics that move, admin guards."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
+
+from agent import EventProcessor, PermanentError, WorkerPool
+from agent.health_server import HealthServer, start_health_server
+from agent.metrics import Metrics
+from agent.readiness import Readiness, database_check, migrations_check, pool_check
+from agent.snapshot import EventSnapshot
+from database import DatabaseConnection, EmbeddedPostgres
+from database.migrations import upgrade
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds (a condition wait with a deadline, never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        pause.wait(0.02)
+
+
+def request(server: HealthServer, method: str, path: str, body: dict | None = None,
+            headers: dict | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        data = urlencode(body).encode() if body is not None else None
+        hdrs = {"Content-Type": "application/x-www-form-urlencoded"} if data is not None else {}
+        conn.request(method, path, body=data, headers={**hdrs, **(headers or {})})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def metric_value(server: HealthServer, name: str, **labels: str) -> float:
+    _, _, body = request(server, "GET", "/metrics")
+    total = 0.0
+    found = False
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+                found = True
+    if not found:
+        raise KeyError(f"{name} {labels} not exposed")
+    return total
+
+
+@pytest.fixture
+def served(db: DatabaseConnection) -> Iterator[tuple[HealthServer, WorkerPool, Metrics]]:
+    """A pool whose job fails for payloads asking it to, observed by metrics, behind a health server."""
+
+    def job(event: EventSnapshot) -> None:
+        if event.payload.get("fail") == "permanent":
+            raise PermanentError("bad payload")
+        if event.payload.get("fail") == "transient":
+            raise RuntimeError("flaky")
+
+    metrics = Metrics(db=db)
+    metrics.listen_for_enqueues()
+    pool = WorkerPool(2, db, job, observer=metrics, retry_base_delay=0.01, max_retry_count=1,
+                      poll_interval=0.05, listen=False)
+    metrics.attach_pool(pool)
+    readiness = Readiness()
+    readiness.add_check("database", database_check(db))
+    readiness.add_check("migrations", migrations_check(db))
+    readiness.add_check("worker_pool", pool_check(pool))
+    server = HealthServer(0, readiness, metrics=metrics, db=db, host="127.0.0.1")
+    server.start()
+    try:
+        yield server, pool, metrics
+    finally:
+        pool.stop(timeout=5)
+        server.stop()
+        metrics.close()
+
+
+def test_probes_answer_and_readiness_follows_the_pool(served: tuple[HealthServer, WorkerPool, Metrics]) -> None:
+    server, pool, _ = served
+    status, headers, body = request(server, "GET", "/healthz")
+    assert status == 200 and json.loads(body)["status"] == "ok" and headers["content-type"] == "application/json"
+    status, _, body = request(server, "GET", "/readyz")
+    report = json.loads(body)
+    assert status == 503 and report["status"] == "not ready"
+    assert report["checks"]["database"]["ok"] and report["checks"]["migrations"]["ok"]
+    assert report["checks"]["worker_pool"] == {"ok": False, "detail": "worker pool not running"}
+    pool.start()
+    status, _, body = request(server, "GET", "/readyz")
+    assert status == 200 and json.loads(body)["status"] == "ready"
+    pool.stop(timeout=5)
+    assert request(server, "GET", "/readyz")[0] == 503  # draining: take this pod out of rotation
+    assert request(server, "GET", "/nope")[0] == 404
+
+
+def test_metrics_move_when_events_flow(served: tuple[HealthServer, WorkerPool, Metrics], db: DatabaseConnection) -> None:
+    server, pool, _ = served
+    with db.session() as s:
+        p = EventProcessor(s)
+        for i in range(5):
+            p.enqueue_event("demo.ok", {"i": i})
+        p.enqueue_event("demo.bad", {"fail": "permanent"})
+        p.enqueue_event("demo.flaky", {"fail": "transient"})
+    assert metric_value(server, "athenaeum_events_enqueued_total", event_type="demo.ok") == 5
+    assert metric_value(server, "athenaeum_queue_events", status="pending", event_type="demo.ok") == 5
+    assert metric_value(server, "athenaeum_queue_depth") == 7
+    assert metric_value(server, "athenaeum_database_up") == 1
+    pool.start()
+
+    def settled() -> bool:
+        with db.session() as s:
+            stats = EventProcessor(s).get_queue_stats()
+        return stats["completed"] == 5 and stats["failed"] == 2
+
+    wait_until(settled, what="5 completed and 2 failed events")
+    wait_until(lambda: pool.get_stats()["total_events_processed"] == 5, what="completions flushed")
+    assert metric_value(server, "athenaeum_events_claimed_total", event_type="demo.ok") == 5
+    assert metric_value(server, "athenaeum_events_completed_total", event_type="demo.ok") == 5
+    assert metric_value(server, "athenaeum_events_failed_total", event_type="demo.bad", permanent="true") == 1
+    assert metric_value(server, "athenaeum_events_failed_total", event_type="demo.flaky", permanent="false") == 1
+    assert metric_value(server, "athenaeum_events_retried_total", event_type="demo.flaky") == 1
+    assert metric_value(server, "athenaeum_event_processing_seconds_count", event_type="demo.ok",
+                        outcome="completed") == 5
+    # Seven first attempts plus one retry: every claim has a pickup latency.
+    assert metric_value(server, "athenaeum_event_pickup_latency_seconds_count") == 8
+    assert metric_value(server, "athenaeum_queue_depth") == 0
+    assert metric_value(server, "athenaeum_queue_events", status="failed", event_type="demo.bad") == 1
+    assert metric_value(server, "athenaeum_queue_oldest_due_age_seconds") == 0
+    assert metric_value(server, "athenaeum_workers", state="configured") == 2
+    assert metric_value(server, "athenaeum_workers", state="running") == 2
+    assert metric_value(server, "athenaeum_events_in_flight") == 0
+    assert metric_value(server, "athenaeum_db_pool_connections", state="size") == 5
+
+
+def test_assistant_and_slack_counters_are_exposed(served: tuple[HealthServer, WorkerPool, Metrics]) -> None:
+    server, _, metrics = served
+    metrics.record_slack_ack("events_api")
+    metrics.record_slack_dedupe_hit()
+    metrics.record_llm_usage("claude-sonnet-4-5", input_tokens=120, output_tokens=30)
+    metrics.record_llm_error(TimeoutError())
+    metrics.record_tool_call("docs", ok=True)
+    metrics.record_tool_call("github", ok=False)
+    assert metric_value(server, "athenaeum_slack_acks_total", envelope_type="events_api") == 1
+    assert metric_value(server, "athenaeum_slack_dedupe_hits_total") == 1
+    assert metric_value(server, "athenaeum_llm_tokens_total", kind="input") == 120
+    assert metric_value(server, "athenaeum_llm_errors_total", error_class="TimeoutError") == 1
+    assert metric_value(server, "athenaeum_tool_calls_total", server="github", outcome="error") == 1
+
+
+def test_readiness_reports_migrations_behind(empty_database_url: str) -> None:
+    db = DatabaseConnection(empty_database_url, pool_size=1, max_overflow=0)
+    readiness = Readiness()
+    readiness.add_check("migrations", migrations_check(db))
+    server = HealthServer(0, readiness, host="127.0.0.1")
+    server.start()
+    try:
+        status, _, body = request(server, "GET", "/readyz")
+        assert status == 503 and "db upgrade" in json.loads(body)["checks"]["migrations"]["detail"]
+        upgrade(empty_database_url)
+        assert request(server, "GET", "/readyz")[0] == 200
+    finally:
+        server.stop()
+        db.dispose()
+
+
+@pytest.mark.slow
+def test_readiness_goes_down_with_the_database_and_comes_back(tmp_path: Path) -> None:
+    """A private PostgreSQL is stopped and started under a running pool: not ready, then ready again."""
+    embedded = EmbeddedPostgres(tmp_path / "data")
+    url = embedded.start()
+    upgrade(url)
+    db = DatabaseConnection(url, pool_size=2, max_overflow=2)
+    pool = WorkerPool(1, db, lambda e: None, poll_interval=0.05, listen=False)
+    metrics = Metrics(db=db, pool=pool)
+    server = start_health_server(0, db, pool, metrics, host="127.0.0.1")
+    assert server is None  # HEALTH_PORT=0 disables the server
+    readiness = Readiness()
+    readiness.add_check("database", database_check(db))
+    readiness.add_check("worker_pool", pool_check(pool))
+    server = HealthServer(0, readiness, metrics=metrics, host="127.0.0.1")
+    server.start()
+    pool.start()
+    try:
+        assert request(server, "GET", "/readyz")[0] == 200
+        embedded.stop()
+        status, _, body = request(server, "GET", "/readyz")
+        report = json.loads(body)
+        assert status == 503 and report["checks"]["database"] == {"ok": False, "detail": "database unreachable"}
+        assert request(server, "GET", "/healthz")[0] == 200  # alive: do not restart the pod for this
+        assert metric_value(server, "athenaeum_database_up") == 0
+        embedded.start()
+        wait_until(lambda: request(server, "GET", "/readyz")[0] == 200, what="ready again after restart")
+        assert metric_value(server, "athenaeum_database_up") == 1
+        with db.session() as s:
+            EventProcessor(s).enqueue_event("after.restart", {})
+        wait_until(lambda: pool.get_stats()["total_events_processed"] == 1, what="work resumed")
+    finally:
+        pool.stop(timeout=5)
+        server.stop()
+        db.dispose()
+        embedded.stop()
+
+
+# ------------------------------------------------------------------ admin guards (the browser test clicks)
+def _failed_event(db: DatabaseConnection) -> int:
+    with db.session() as s:
+        event = EventProcessor(s).enqueue_event("demo.bad", {})
+    p = EventProcessor(db.new_session(), worker_id="t")
+    claimed = p.claim_event()
+    assert claimed is not None and claimed.id == event.id
+    assert p.fail_event(claimed, PermanentError("nope")) == "failed"
+    p.session.close()
+    return event.id
+
+
+def _status(db: DatabaseConnection, event_id: int) -> str:
+    with db.session() as s:
+        return s.execute(text("SELECT status FROM events WHERE id = :i"), {"i": event_id}).scalar_one()
+
+
+def test_admin_actions_are_refused_without_a_token_session_or_same_origin(db: DatabaseConnection) -> None:
+    event_id = _failed_event(db)
+    readonly = HealthServer(0, Readiness(), db=db, host="127.0.0.1")
+    guarded = HealthServer(0, Readiness(), db=db, admin_token="s3cret-admin-token", host="127.0.0.1")
+    for s in (readonly, guarded):
+        s.start()
+    try:
+        status, _, body = request(readonly, "GET", "/")
+        assert status == 200 and b'id="admin-disabled"' in body and b"disabled" in body
+        assert request(readonly, "POST", f"/events/{event_id}/retry", {"csrf": "x"})[0] == 403
+        # Wrong token: no cookie.
+        status, headers, _ = request(guarded, "POST", "/login", {"token": "wrong"})
+        assert status == 303 and "set-cookie" not in headers
+        # Right token from another origin: refused.
+        assert request(guarded, "POST", "/login", {"token": "s3cret-admin-token"},
+                       {"Origin": "http://evil.example"})[0] == 403
+        status, headers, _ = request(guarded, "POST", "/login", {"token": "s3cret-admin-token"})
+        cookie = headers["set-cookie"].split(";")[0]
+        assert status == 303 and "HttpOnly" in headers["set-cookie"] and "SameSite=Strict" in headers["set-cookie"]
+        # A signed-in browser tricked into posting without the page's CSRF token: refused.
+        assert request(guarded, "POST", f"/events/{event_id}/retry", {"csrf": "forged"}, {"Cookie": cookie})[0] == 403
+        assert _status(db, event_id) == "failed"
+        page = request(guarded, "GET", "/", headers={"Cookie": cookie})[2].decode()
+        csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        status, headers, _ = request(guarded, "POST", f"/events/{event_id}/retry", {"csrf": csrf},
+                                     {"Cookie": cookie, "Origin": f"http://127.0.0.1:{guarded.port}",
+                                      "Host": f"127.0.0.1:{guarded.port}"})
+        assert status == 303 and "requeued" in headers["location"]
+        assert _status(db, event_id) == "pending"
+    finally:
+        readonly.stop()
+        guarded.stop()
