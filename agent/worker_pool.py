@@ -202,7 +202,7 @@ class WorkerPool:
         assert self._executor is not None
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._stopped.set()
-        _log.info("worker pool stopped", pool=self.name, released=released, **self.get_stats())
+        _log.info("worker pool stopped", released_now=released, **self.get_stats())
 
     def run_forever(self) -> None:
         """Start if needed and block until SIGINT/SIGTERM (or :meth:`stop`), then stop gracefully."""
@@ -350,7 +350,7 @@ class WorkerPool:
             if error is None:
                 self._completions.put(event)
                 call_observer(self.observer, "on_complete", event, duration_ms / 1000)
-                _log.debug("event processed", outcome="completed", duration_ms=duration_ms)
+                _log.info("event processed", outcome="completed", duration_ms=duration_ms)
             else:
                 self._record_failure(event, error, duration_ms)
         finally:
