@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -168,10 +170,22 @@ def test_readiness_reports_migrations_behind(empty_database_url: str) -> None:
         db.dispose()
 
 
+@pytest.fixture
+def private_data_dir() -> Iterator[Path]:
+    # Not under pytest's basetemp: a concurrent pytest run (as the same user) resets that tree to
+    # mode 0700, which locks out the unprivileged user the embedded server runs as under root.
+    path = Path(tempfile.mkdtemp(prefix="athenaeum-readiness-"))
+    path.chmod(0o755)
+    try:
+        yield path / "data"
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_readiness_goes_down_with_the_database_and_comes_back(tmp_path: Path) -> None:
+def test_readiness_goes_down_with_the_database_and_comes_back(private_data_dir: Path) -> None:
     """A private PostgreSQL is stopped and started under a running pool: not ready, then ready again."""
-    embedded = EmbeddedPostgres(tmp_path / "data")
+    embedded = EmbeddedPostgres(private_data_dir)
     url = embedded.start()
     upgrade(url)
     db = DatabaseConnection(url, pool_size=2, max_overflow=2)
