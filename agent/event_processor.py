@@ -91,9 +91,7 @@ class EventProcessor:
         self.visibility_timeout = float(
             visibility_timeout if visibility_timeout is not None else settings.visibility_timeout
         )
-        self.retry_base_delay = float(
-            retry_base_delay if retry_base_delay is not None else settings.retry_base_delay
-        )
+        self.retry_base_delay = float(retry_base_delay if retry_base_delay is not None else settings.retry_base_delay)
         self.max_retry_count = int(max_retry_count if max_retry_count is not None else settings.max_retry_count)
 
     # ----------------------------------------------------------------------------- producing
@@ -117,9 +115,7 @@ class EventProcessor:
             stmt = stmt.on_conflict_do_nothing(index_elements=[Event.dedupe_key])
         result = self.session.execute(stmt).mappings().first()
         if result is None:  # duplicate key: report the event that already exists
-            result = self.session.execute(
-                select(*_EVENT_COLUMNS).where(Event.dedupe_key == key)
-            ).mappings().one()
+            result = self.session.execute(select(*_EVENT_COLUMNS).where(Event.dedupe_key == key)).mappings().one()
         else:
             self._wake_after_commit()
             notify_enqueued(event_type, 1)
@@ -138,9 +134,7 @@ class EventProcessor:
             else:
                 fields = dict(zip(("event_type", "payload", "key", "run_after"), item, strict=False))
             rows.append(
-                self._validated_row(
-                    fields["event_type"], fields["payload"], fields.get("key"), fields.get("run_after")
-                )
+                self._validated_row(fields["event_type"], fields["payload"], fields.get("key"), fields.get("run_after"))
             )
         if not rows:
             return []
@@ -253,9 +247,7 @@ class EventProcessor:
         self.session.commit()
         return done
 
-    def fail_event(
-        self, event: EventSnapshot, error: BaseException | str, *, permanent: bool | None = None
-    ) -> str:
+    def fail_event(self, event: EventSnapshot, error: BaseException | str, *, permanent: bool | None = None) -> str:
         """Record a failed attempt and commit; returns the new status (``pending`` or ``failed``).
 
         The event is retried after ``retry_base_delay · 2^(n-1)`` seconds (with ±10 % jitter) until
@@ -344,16 +336,19 @@ class EventProcessor:
             .scalar_subquery()
         )
         exhausted = Event.retry_count >= self.max_retry_count
-        message = func.concat(
-            "lease expired after ", Event.attempts, " attempt(s); last worker ", Event.claimed_by
-        )
+        message = func.concat("lease expired after ", Event.attempts, " attempt(s); last worker ", Event.claimed_by)
         entry = func.jsonb_build_array(
             func.jsonb_build_object(
-                "attempt", Event.retry_count + 1,
-                "worker", Event.claimed_by,
-                "at", _now(),
-                "error", "lease expired",
-                "outcome", case((exhausted, "failed"), else_="retry"),
+                "attempt",
+                Event.retry_count + 1,
+                "worker",
+                Event.claimed_by,
+                "at",
+                _now(),
+                "error",
+                "lease expired",
+                "outcome",
+                case((exhausted, "failed"), else_="retry"),
             )
         )
         stmt = (

@@ -143,9 +143,7 @@ class DatabaseConnection:
     def raw_dbapi_connection(self) -> Any:
         """A new psycopg2 connection outside the pool, with the engine's URL and connect arguments."""
         cargs, cparams = self.engine.dialect.create_connect_args(self.url)
-        cparams.update(
-            {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": "athenaeum-listener"}
-        )
+        cparams.update({"connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": "athenaeum-listener"})
         return self.engine.dialect.loaded_dbapi.connect(*cargs, **cparams)
 
     def dispose(self) -> None:

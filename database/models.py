@@ -36,6 +36,7 @@ EVENT_STATUSES = ("pending", "processing", "completed", "failed")
 #: Channel on which an insert into ``events`` is announced to other processes (see ``database.notify``).
 EVENTS_NOTIFY_CHANNEL = "athenaeum_events"
 
+
 class Base(DeclarativeBase):
     """Declarative base of every Athenaeum model."""
 
@@ -64,26 +65,18 @@ class Event(Base):
     claimed_by: Mapped[str | None] = mapped_column(Text)
     retry_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     error_message: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # What correctness needs beyond the product README's columns:
     dedupe_key: Mapped[str | None] = mapped_column(Text, unique=True)
-    run_after: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    run_after: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     lease_token: Mapped[int | None] = mapped_column(BigInteger)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    attempt_log: Mapped[list[dict[str, Any]]] = mapped_column(
-        JSONB, nullable=False, server_default=text("'[]'::jsonb")
-    )
+    attempt_log: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
 
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('pending', 'processing', 'completed', 'failed')", name="status_valid"
-        ),
+        CheckConstraint("status IN ('pending', 'processing', 'completed', 'failed')", name="status_valid"),
         # A claim reads only due pending rows in due order: this partial index keeps it O(log n)
         # however many completed rows pile up.
         Index(

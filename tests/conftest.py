@@ -52,6 +52,13 @@ def _guarded_connect_ex(self: socket.socket, address: object) -> int:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # pytest keeps the last three numbered temp dirs per user and deletes older ones, so two
+    # checkouts testing at once delete each other's embedded servers. One temp root per checkout.
+    import hashlib
+
+    temproot = Path("/tmp") / f"athenaeum-pytest-{hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]}"
+    temproot.mkdir(exist_ok=True)
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(temproot))
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 

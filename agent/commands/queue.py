@@ -49,11 +49,17 @@ def collect_status(ctx: AppContext) -> dict[str, Any]:
         proc = EventProcessor(session)
         report["queue"] = proc.get_queue_stats()
         report["queue"]["oldest_pending_age_seconds"] = proc.oldest_pending_age()
-        workers = session.execute(
-            _sql("SELECT claimed_by, max(claimed_at) AS last_claim FROM events "
-                 "WHERE claimed_at > now() - interval '1 hour' AND claimed_by IS NOT NULL "
-                 "GROUP BY claimed_by ORDER BY 2 DESC LIMIT 50")
-        ).mappings().all()
+        workers = (
+            session.execute(
+                _sql(
+                    "SELECT claimed_by, max(claimed_at) AS last_claim FROM events "
+                    "WHERE claimed_at > now() - interval '1 hour' AND claimed_by IS NOT NULL "
+                    "GROUP BY claimed_by ORDER BY 2 DESC LIMIT 50"
+                )
+            )
+            .mappings()
+            .all()
+        )
         report["workers_seen_last_hour"] = len({_pool_of(w["claimed_by"]) for w in workers})
     return report
 
@@ -122,4 +128,3 @@ def _pool_of(claimed_by: str) -> str:
 
 def _sql(sql: str) -> Any:
     return text(sql)
-

@@ -52,9 +52,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("lease_token", sa.BigInteger(), nullable=True),
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "attempt_log", postgresql.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False
-        ),
+        sa.Column("attempt_log", postgresql.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False),
         sa.CheckConstraint(
             "status IN ('pending', 'processing', 'completed', 'failed')",
             name=op.f("ck_events_status_valid"),

@@ -227,15 +227,22 @@ def test_bulk_enqueue_skips_duplicates(db: DatabaseConnection) -> None:
 
 def test_claim_uses_the_partial_index(db: DatabaseConnection) -> None:
     with db.session() as s:
-        s.execute(text(
-            "INSERT INTO events (event_type, payload, status, processed_at) "
-            "SELECT 't', '{}'::jsonb, 'completed', now() FROM generate_series(1, 20000)"
-        ))
+        s.execute(
+            text(
+                "INSERT INTO events (event_type, payload, status, processed_at) "
+                "SELECT 't', '{}'::jsonb, 'completed', now() FROM generate_series(1, 20000)"
+            )
+        )
         EventProcessor(s).enqueue_event("t", {})
         s.execute(text("ANALYZE events"))
     with db.session() as s:
-        plan = "\n".join(r[0] for r in s.execute(text(
-            "EXPLAIN SELECT id FROM events WHERE status = 'pending' AND run_after <= now() "
-            "ORDER BY run_after, id LIMIT 4 FOR UPDATE SKIP LOCKED"
-        )))
+        plan = "\n".join(
+            r[0]
+            for r in s.execute(
+                text(
+                    "EXPLAIN SELECT id FROM events WHERE status = 'pending' AND run_after <= now() "
+                    "ORDER BY run_after, id LIMIT 4 FOR UPDATE SKIP LOCKED"
+                )
+            )
+        )
     assert "ix_events_due" in plan

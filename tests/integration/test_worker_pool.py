@@ -106,7 +106,8 @@ def test_lost_notifications_fall_back_to_the_poll(db, pools) -> None:
     listening = start(pools, 2, db, lambda e: None, poll_interval=0.3)
     wait_for(lambda: listening.get_stats()["listener_connected"], what="listener connected")
     killed = scalar(
-        db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'athenaeum-listener'"
+        db,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'athenaeum-listener'",
     )
     assert killed == 1
     enqueue(db, {"after": "kill"})
@@ -164,12 +165,20 @@ def test_poison_payloads_are_isolated_and_others_keep_flowing(db, pools) -> None
         if event.payload["channel"] == "explode":
             raise KeyError("missing_field")
 
-    enqueue(db, {"channel": "C1"}, {"oops": True}, {"channel": "C2", "text": "x" * 1_000_000},
-            {"channel": "explode"}, {"channel": "C3"})
+    enqueue(
+        db,
+        {"channel": "C1"},
+        {"oops": True},
+        {"channel": "C2", "text": "x" * 1_000_000},
+        {"channel": "explode"},
+        {"channel": "C3"},
+    )
     start(pools, 2, db, handler, max_retry_count=1)
     wait_for(lambda: status_counts(db) == {"completed": 3, "failed": 2}, what="terminal states")
     with db.session() as s:
-        errors = dict(s.execute(text("SELECT payload->>'channel', error_message FROM events WHERE status='failed'")).all())
+        errors = dict(
+            s.execute(text("SELECT payload->>'channel', error_message FROM events WHERE status='failed'")).all()
+        )
     assert errors[None] == "PermanentError: payload has no 'channel' (keys: ['oops'])"
     assert errors["explode"] == "KeyError: 'missing_field'"
     assert scalar(db, "SELECT retry_count FROM events WHERE payload ? 'oops'") == 0
@@ -224,7 +233,9 @@ def test_database_connection_refused_then_back(db, pools, database_url) -> None:
     enqueue(db, {"n": 1})
     pool = start(pools, 2, db, lambda e: None)
     wait_for(lambda: completed(db) == 1, what="first event")
-    admin = psycopg2.connect(db.url.set(database="postgres").render_as_string(hide_password=False).replace("+psycopg2", ""))
+    admin = psycopg2.connect(
+        db.url.set(database="postgres").render_as_string(hide_password=False).replace("+psycopg2", "")
+    )
     admin.autocommit = True
     name = db.url.database
     try:

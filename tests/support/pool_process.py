@@ -44,9 +44,15 @@ def main() -> int:
             s.execute(text("INSERT INTO processed_log (event_id, pid) VALUES (:e, :p)"), {"e": event.id, "p": pid})
 
     pool = WorkerPool(
-        args.size, db, process,
-        visibility_timeout=args.lease, heartbeat_interval=args.lease / 3, reaper_interval=args.reaper,
-        poll_interval=args.poll, stop_grace_period=args.grace, listen=not args.no_listen,
+        args.size,
+        db,
+        process,
+        visibility_timeout=args.lease,
+        heartbeat_interval=args.lease / 3,
+        reaper_interval=args.reaper,
+        poll_interval=args.poll,
+        stop_grace_period=args.grace,
+        listen=not args.no_listen,
     )
     pool.start()
     print("READY", flush=True)

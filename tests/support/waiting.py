@@ -38,15 +38,13 @@ def status_counts(db: DatabaseConnection) -> dict[str, int]:
 def assert_queue_invariants(db: DatabaseConnection, max_retry_count: int) -> None:
     """The invariants of reliability.md, checked in SQL after every fault test."""
     with db.session() as s:
-        expired = s.execute(text(
-            "SELECT count(*) FROM events WHERE status = 'processing' AND visibility_timeout < now()"
-        )).scalar()
-        over = s.execute(
-            text("SELECT count(*) FROM events WHERE retry_count > :m"), {"m": max_retry_count}
+        expired = s.execute(
+            text("SELECT count(*) FROM events WHERE status = 'processing' AND visibility_timeout < now()")
         ).scalar()
-        failed_without_reason = s.execute(text(
-            "SELECT count(*) FROM events WHERE status = 'failed' AND coalesce(error_message, '') = ''"
-        )).scalar()
+        over = s.execute(text("SELECT count(*) FROM events WHERE retry_count > :m"), {"m": max_retry_count}).scalar()
+        failed_without_reason = s.execute(
+            text("SELECT count(*) FROM events WHERE status = 'failed' AND coalesce(error_message, '') = ''")
+        ).scalar()
     assert expired == 0, "an expired lease was left in processing"
     assert over == 0, "an event retried more than MAX_RETRY_COUNT times"
     assert failed_without_reason == 0, "a failed event has no error message"

@@ -10,8 +10,14 @@ from agent.snapshot import EventSnapshot, FrozenDict, freeze, thaw
 def _snapshot(payload: dict) -> EventSnapshot:
     now = datetime.now(UTC)
     return EventSnapshot(
-        id=1, event_type="t", payload=freeze(payload), status="processing", retry_count=0, attempts=1,
-        created_at=now, run_after=now,
+        id=1,
+        event_type="t",
+        payload=freeze(payload),
+        status="processing",
+        retry_count=0,
+        attempts=1,
+        created_at=now,
+        run_after=now,
     )
 
 
