@@ -48,9 +48,7 @@ class AdminAuth:
         nonce = secrets.token_urlsafe(18)
         issued = str(int(self._clock()))
         value = f"{nonce}.{issued}.{self._sign('session', nonce, issued)}"
-        return (
-            f"{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_MAX_AGE_SECONDS}"
-        )
+        return f"{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_MAX_AGE_SECONDS}"
 
     @staticmethod
     def clear_cookie() -> str:

@@ -26,8 +26,17 @@ FAILED_EVENTS = 25
 RECENT_RUNS = 20
 #: Columns of ``agent_runs`` shown when present (the table belongs to the assistant; any schema works).
 AGENT_RUN_COLUMNS = (
-    "id", "event_id", "model", "status", "input_tokens", "output_tokens", "tool_calls",
-    "cost_usd", "duration_ms", "error", "created_at",
+    "id",
+    "event_id",
+    "model",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "tool_calls",
+    "cost_usd",
+    "duration_ms",
+    "error",
+    "created_at",
 )
 
 _THROUGHPUT_SQL = text(

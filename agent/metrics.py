@@ -62,33 +62,50 @@ class Metrics(PoolObserver):
     ) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.enqueued = Counter("athenaeum_events_enqueued", "Events inserted by this process", ["event_type"],
-                                registry=r)
-        self.claimed = Counter("athenaeum_events_claimed", "Events claimed by this process", ["event_type"],
-                               registry=r)
-        self.completed = Counter("athenaeum_events_completed", "Events whose job returned successfully",
-                                 ["event_type"], registry=r)
-        self.failed = Counter("athenaeum_events_failed", "Events that ended failed",
-                              ["event_type", "permanent"], registry=r)
-        self.retried = Counter("athenaeum_events_retried", "Failed attempts rescheduled with backoff",
-                               ["event_type"], registry=r)
-        self.lease_lost = Counter("athenaeum_events_lease_lost", "Jobs whose result was discarded: lease lost",
-                                  ["event_type"], registry=r)
+        self.enqueued = Counter(
+            "athenaeum_events_enqueued", "Events inserted by this process", ["event_type"], registry=r
+        )
+        self.claimed = Counter("athenaeum_events_claimed", "Events claimed by this process", ["event_type"], registry=r)
+        self.completed = Counter(
+            "athenaeum_events_completed", "Events whose job returned successfully", ["event_type"], registry=r
+        )
+        self.failed = Counter(
+            "athenaeum_events_failed", "Events that ended failed", ["event_type", "permanent"], registry=r
+        )
+        self.retried = Counter(
+            "athenaeum_events_retried", "Failed attempts rescheduled with backoff", ["event_type"], registry=r
+        )
+        self.lease_lost = Counter(
+            "athenaeum_events_lease_lost", "Jobs whose result was discarded: lease lost", ["event_type"], registry=r
+        )
         self.reclaimed = Counter("athenaeum_events_reclaimed", "Expired leases returned to the queue", registry=r)
-        self.duration = Histogram("athenaeum_event_processing_seconds", "Time process_func ran, by outcome",
-                                  ["event_type", "outcome"], buckets=DURATION_BUCKETS_SECONDS, registry=r)
-        self.pickup = Histogram("athenaeum_event_pickup_latency_seconds",
-                                "Claim time minus the time the event fell due (database clock)",
-                                ["event_type"], buckets=PICKUP_BUCKETS_SECONDS, registry=r)
-        self.slack_acks = Counter("athenaeum_slack_acks", "Socket Mode envelopes acknowledged",
-                                  ["envelope_type"], registry=r)
-        self.slack_dedupe_hits = Counter("athenaeum_slack_dedupe_hits",
-                                         "Slack deliveries recognised as duplicates and dropped", registry=r)
+        self.duration = Histogram(
+            "athenaeum_event_processing_seconds",
+            "Time process_func ran, by outcome",
+            ["event_type", "outcome"],
+            buckets=DURATION_BUCKETS_SECONDS,
+            registry=r,
+        )
+        self.pickup = Histogram(
+            "athenaeum_event_pickup_latency_seconds",
+            "Claim time minus the time the event fell due (database clock)",
+            ["event_type"],
+            buckets=PICKUP_BUCKETS_SECONDS,
+            registry=r,
+        )
+        self.slack_acks = Counter(
+            "athenaeum_slack_acks", "Socket Mode envelopes acknowledged", ["envelope_type"], registry=r
+        )
+        self.slack_dedupe_hits = Counter(
+            "athenaeum_slack_dedupe_hits", "Slack deliveries recognised as duplicates and dropped", registry=r
+        )
         self.llm_tokens = Counter("athenaeum_llm_tokens", "LLM tokens used", ["model", "kind"], registry=r)
-        self.llm_errors = Counter("athenaeum_llm_errors", "LLM calls that failed, by error class",
-                                  ["error_class"], registry=r)
-        self.tool_calls = Counter("athenaeum_tool_calls", "MCP tool calls, by server and outcome",
-                                  ["server", "outcome"], registry=r)
+        self.llm_errors = Counter(
+            "athenaeum_llm_errors", "LLM calls that failed, by error class", ["error_class"], registry=r
+        )
+        self.tool_calls = Counter(
+            "athenaeum_tool_calls", "MCP tool calls, by server and outcome", ["server", "outcome"], registry=r
+        )
         self._db = db
         self._pool = pool
         self._listening = False
@@ -128,11 +145,21 @@ class Metrics(PoolObserver):
         """Count one Slack delivery dropped as a duplicate."""
         self.slack_dedupe_hits.inc()
 
-    def record_llm_usage(self, model: str, input_tokens: int = 0, output_tokens: int = 0,
-                         cache_read_tokens: int = 0, cache_write_tokens: int = 0) -> None:
+    def record_llm_usage(
+        self,
+        model: str,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> None:
         """Count the tokens of one LLM call."""
-        for kind, count in (("input", input_tokens), ("output", output_tokens),
-                            ("cache_read", cache_read_tokens), ("cache_write", cache_write_tokens)):
+        for kind, count in (
+            ("input", input_tokens),
+            ("output", output_tokens),
+            ("cache_read", cache_read_tokens),
+            ("cache_write", cache_write_tokens),
+        ):
             if count:
                 self.llm_tokens.labels(model, kind).inc(count)
 
@@ -172,16 +199,21 @@ class Metrics(PoolObserver):
     def _collect_scrape_time(self) -> Iterator[GaugeMetricFamily]:
         if self._pool is not None:
             stats = self._pool.get_stats()
-            yield _gauge("athenaeum_events_in_flight", "Events being processed by this process",
-                         stats.get("in_flight", 0))
+            yield _gauge(
+                "athenaeum_events_in_flight", "Events being processed by this process", stats.get("in_flight", 0)
+            )
             workers = GaugeMetricFamily("athenaeum_workers", "Worker threads of this process", labels=["state"])
             workers.add_metric(["configured"], stats.get("size", 0))
             workers.add_metric(["running"], stats.get("workers_running", 0))
             yield workers
-            yield _gauge("athenaeum_listener_connected", "1 when LISTEN/NOTIFY wake-ups are connected",
-                         1 if stats.get("listener_connected") else 0)
-            yield _gauge("athenaeum_pool_database_errors", "Database errors the pool backed off from",
-                         stats.get("db_errors", 0))
+            yield _gauge(
+                "athenaeum_listener_connected",
+                "1 when LISTEN/NOTIFY wake-ups are connected",
+                1 if stats.get("listener_connected") else 0,
+            )
+            yield _gauge(
+                "athenaeum_pool_database_errors", "Database errors the pool backed off from", stats.get("db_errors", 0)
+            )
         if self._db is None:
             return
         pool_status = self._db.get_pool_status()
@@ -196,15 +228,22 @@ class Metrics(PoolObserver):
             yield _gauge("athenaeum_database_up", "1 when the scrape-time queue query succeeded", 0)
             return
         yield _gauge("athenaeum_database_up", "1 when the scrape-time queue query succeeded", 1)
-        depth = GaugeMetricFamily("athenaeum_queue_events", "Events not yet completed, by status and type",
-                                  labels=["status", "event_type"])
+        depth = GaugeMetricFamily(
+            "athenaeum_queue_events", "Events not yet completed, by status and type", labels=["status", "event_type"]
+        )
         for (status, event_type), count in sorted(counts.items()):
             depth.add_metric([status, event_type], count)
         yield depth
-        yield _gauge("athenaeum_queue_depth", "Pending events (due now or later)",
-                     sum(c for (s, _), c in counts.items() if s == "pending"))
-        yield _gauge("athenaeum_queue_oldest_due_age_seconds",
-                     "How long the longest-waiting due event has waited (0 when none)", oldest or 0.0)
+        yield _gauge(
+            "athenaeum_queue_depth",
+            "Pending events (due now or later)",
+            sum(c for (s, _), c in counts.items() if s == "pending"),
+        )
+        yield _gauge(
+            "athenaeum_queue_oldest_due_age_seconds",
+            "How long the longest-waiting due event has waited (0 when none)",
+            oldest or 0.0,
+        )
 
     def _query_queue(self) -> tuple[dict[tuple[str, str], int], float | None]:
         assert self._db is not None

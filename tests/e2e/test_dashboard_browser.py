@@ -27,9 +27,16 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ADMIN_TOKEN = "dashboard-admin-token-for-tests"
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--window-size=1280,2000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,2000",
 )
 
 
@@ -122,14 +129,18 @@ def test_dashboard_lists_agent_runs_when_the_table_exists(db: DatabaseConnection
     with db.session() as s:
         exists = s.execute(text("SELECT to_regclass('agent_runs') IS NOT NULL")).scalar_one()
         if not exists:  # before the assistant's migration lands: a stand-in with the columns it records
-            s.execute(text(
-                "CREATE TABLE agent_runs (id bigserial PRIMARY KEY, event_id bigint, model text, "
-                "input_tokens int, output_tokens int, cost_usd numeric(10,6), created_at timestamptz DEFAULT now())"
-            ))
-            s.execute(text(
-                "INSERT INTO agent_runs (event_id, model, input_tokens, output_tokens, cost_usd) "
-                "VALUES (7, 'claude-sonnet-4-5', 1234, 56, 0.004542)"
-            ))
+            s.execute(
+                text(
+                    "CREATE TABLE agent_runs (id bigserial PRIMARY KEY, event_id bigint, model text, "
+                    "input_tokens int, output_tokens int, cost_usd numeric(10,6), created_at timestamptz DEFAULT now())"
+                )
+            )
+            s.execute(
+                text(
+                    "INSERT INTO agent_runs (event_id, model, input_tokens, output_tokens, cost_usd) "
+                    "VALUES (7, 'claude-sonnet-4-5', 1234, 56, 0.004542)"
+                )
+            )
         runs = s.execute(text("SELECT count(*) FROM agent_runs")).scalar_one()
     server = HealthServer(0, Readiness(), db=db, host="127.0.0.1")
     server.start()

@@ -25,8 +25,9 @@ from database.migrations import upgrade
 from tests.support.waiting import wait_for
 
 
-def request(server: HealthServer, method: str, path: str, body: dict | None = None,
-            headers: dict | None = None) -> tuple[int, dict[str, str], bytes]:
+def request(
+    server: HealthServer, method: str, path: str, body: dict | None = None, headers: dict | None = None
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
         data = urlencode(body).encode() if body is not None else None
@@ -64,8 +65,9 @@ def served(db: DatabaseConnection) -> Iterator[tuple[HealthServer, WorkerPool, M
 
     metrics = Metrics(db=db)
     metrics.listen_for_enqueues()
-    pool = WorkerPool(2, db, job, observer=metrics, retry_base_delay=0.01, max_retry_count=1,
-                      poll_interval=0.05, listen=False)
+    pool = WorkerPool(
+        2, db, job, observer=metrics, retry_base_delay=0.01, max_retry_count=1, poll_interval=0.05, listen=False
+    )
     metrics.attach_pool(pool)
     readiness = Readiness()
     readiness.add_check("database", database_check(db))
@@ -126,8 +128,9 @@ def test_metrics_move_when_events_flow(
     assert metric_value(server, "athenaeum_events_failed_total", event_type="demo.bad", permanent="true") == 1
     assert metric_value(server, "athenaeum_events_failed_total", event_type="demo.flaky", permanent="false") == 1
     assert metric_value(server, "athenaeum_events_retried_total", event_type="demo.flaky") == 1
-    assert metric_value(server, "athenaeum_event_processing_seconds_count", event_type="demo.ok",
-                        outcome="completed") == 5
+    assert (
+        metric_value(server, "athenaeum_event_processing_seconds_count", event_type="demo.ok", outcome="completed") == 5
+    )
     # Seven first attempts plus one retry: every claim has a pickup latency.
     assert metric_value(server, "athenaeum_event_pickup_latency_seconds_count") == 8
     assert metric_value(server, "athenaeum_queue_depth") == 0
@@ -257,8 +260,10 @@ def test_admin_actions_are_refused_without_a_token_session_or_same_origin(db: Da
         status, headers, _ = request(guarded, "POST", "/login", {"token": "wrong"})
         assert status == 303 and "set-cookie" not in headers
         # Right token from another origin: refused.
-        assert request(guarded, "POST", "/login", {"token": "s3cret-admin-token"},
-                       {"Origin": "http://evil.example"})[0] == 403
+        assert (
+            request(guarded, "POST", "/login", {"token": "s3cret-admin-token"}, {"Origin": "http://evil.example"})[0]
+            == 403
+        )
         status, headers, _ = request(guarded, "POST", "/login", {"token": "s3cret-admin-token"})
         cookie = headers["set-cookie"].split(";")[0]
         assert status == 303 and "HttpOnly" in headers["set-cookie"] and "SameSite=Strict" in headers["set-cookie"]
@@ -267,9 +272,13 @@ def test_admin_actions_are_refused_without_a_token_session_or_same_origin(db: Da
         assert _status(db, event_id) == "failed"
         page = request(guarded, "GET", "/", headers={"Cookie": cookie})[2].decode()
         csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-        status, headers, _ = request(guarded, "POST", f"/events/{event_id}/retry", {"csrf": csrf},
-                                     {"Cookie": cookie, "Origin": f"http://127.0.0.1:{guarded.port}",
-                                      "Host": f"127.0.0.1:{guarded.port}"})
+        status, headers, _ = request(
+            guarded,
+            "POST",
+            f"/events/{event_id}/retry",
+            {"csrf": csrf},
+            {"Cookie": cookie, "Origin": f"http://127.0.0.1:{guarded.port}", "Host": f"127.0.0.1:{guarded.port}"},
+        )
         assert status == 303 and "requeued" in headers["location"]
         assert _status(db, event_id) == "pending"
     finally:

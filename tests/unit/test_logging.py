@@ -47,8 +47,16 @@ def _lines(stream: io.StringIO) -> list[dict]:
 
 def _snapshot(payload: dict) -> EventSnapshot:
     now = datetime.now(UTC)
-    return EventSnapshot(id=42, event_type="slack.app_mention", payload=freeze(payload), status="processing",
-                         retry_count=1, attempts=2, created_at=now, run_after=now)
+    return EventSnapshot(
+        id=42,
+        event_type="slack.app_mention",
+        payload=freeze(payload),
+        status="processing",
+        retry_count=1,
+        attempts=2,
+        created_at=now,
+        run_after=now,
+    )
 
 
 def test_every_line_is_one_json_object_with_level_logger_and_timestamp(json_log: io.StringIO) -> None:
@@ -98,8 +106,11 @@ def test_canary_secrets_never_reach_a_log_line(json_log: io.StringIO) -> None:
     log = structlog.get_logger("athenaeum.test")
     everything = " ".join([*CANARIES.values(), REGISTERED_ONLY])
     log.info(f"message with {CANARIES['slack_bot']}", token=CANARIES["slack_app"])
-    log.warning("nested", headers={"Authorization": f"Bearer {CANARIES['anthropic']}"},
-                items=[CANARIES["github"], {"deep": [REGISTERED_ONLY]}])
+    log.warning(
+        "nested",
+        headers={"Authorization": f"Bearer {CANARIES['anthropic']}"},
+        items=[CANARIES["github"], {"deep": [REGISTERED_ONLY]}],
+    )
     log.info("url", database=f"postgresql://athenaeum:{CANARIES['db_password']}@db:5432/athenaeum")
     log.info("object", value=RuntimeError(everything))
     try:
