@@ -14,6 +14,7 @@ from agent.commands.context import AppContext
 from agent.health_server import start_health_server
 from agent.metrics import Metrics
 from agent.snapshot import EventSnapshot
+from agent.tracing import configure_tracing, traced
 from agent.worker_pool import WorkerPool
 
 _log = structlog.get_logger("athenaeum.run")
@@ -40,12 +41,13 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
             missing=", ".join(missing),
             fix="set SLACK_APP_TOKEN and SLACK_BOT_TOKEN (docs/SLACK_SETUP.md)",
         )
+    configure_tracing(ctx.config.otel_exporter_otlp_endpoint, ctx.config.logfire_token)
     metrics = Metrics(db=ctx.db)
     metrics.listen_for_enqueues()
     pool = WorkerPool(
         size=getattr(args, "workers", None) or ctx.config.worker_pool_size,
         db_connection=ctx.db,
-        process_func=log_event,
+        process_func=traced(log_event),
         config=ctx.config,
         observer=metrics,
     )
