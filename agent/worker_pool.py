@@ -114,6 +114,7 @@ class WorkerPool:
             expire_on_commit=False,
         )
         self._local = threading.local()
+        self._owned_sessions: list[Session] = []
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
@@ -202,6 +203,7 @@ class WorkerPool:
         assert self._executor is not None
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._stopped.set()
+        self._close_sessions()
         _log.info("worker pool stopped", released_now=released, **self.get_stats())
 
     def run_forever(self) -> None:
@@ -258,6 +260,8 @@ class WorkerPool:
                 max_retry_count=self.max_retry_count,
             )
             self._local.processor = proc
+            with self._stats_lock:
+                self._owned_sessions.append(session)
         return proc
 
     def _db_error(self, where: str, exc: BaseException, delay: float) -> float:
@@ -497,6 +501,15 @@ class WorkerPool:
         with self._stats_lock:
             self._stats["released"] += released
         return released
+
+    def _close_sessions(self) -> None:
+        with self._stats_lock:
+            sessions, self._owned_sessions = self._owned_sessions, []
+        for session in sessions:
+            try:
+                session.close()
+            except Exception:  # a connection the database already dropped: nothing to give back
+                pass
 
     def _count(self, name: str) -> None:
         with self._stats_lock:
