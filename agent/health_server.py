@@ -26,6 +26,7 @@ import structlog
 
 from agent import dashboard
 from agent.admin_auth import AdminAuth, same_origin
+from agent.errors import ConfigError
 from agent.metrics import CONTENT_TYPE, Metrics
 from agent.readiness import Readiness
 from database import DatabaseConnection
@@ -92,11 +93,11 @@ class HealthServer:
         _log.info("health server listening", port=self.port, paths=",".join(HEALTH_PATHS))
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
+        """Stop serving (if started) and close the socket."""
+        if self._thread is not None:  # shutdown() would wait forever for a loop that never ran
+            self._httpd.shutdown()
             self._thread.join(timeout=5)
+        self._httpd.server_close()
 
 
 def _handler_for(server: HealthServer) -> type[BaseHTTPRequestHandler]:
@@ -237,6 +238,9 @@ def start_health_server(
 ) -> HealthServer | None:
     """Build the readiness checks ``run`` needs and start the server; ``None`` when ``port`` is 0.
 
+    Raises:
+        ConfigError: the port cannot be bound (in use, or privileged).
+
     Args:
         port: ``HEALTH_PORT`` (0 disables the server).
         db: the service's database.
@@ -257,6 +261,12 @@ def start_health_server(
     readiness.add_check("worker_pool", pool_check(pool))
     if slack_connected is not None:
         readiness.add_check("slack", lambda: (True, "") if slack_connected() else (False, "Socket Mode disconnected"))
-    server = HealthServer(port, readiness, metrics=metrics, db=db, admin_token=admin_token, host=host)
+    try:
+        server = HealthServer(port, readiness, metrics=metrics, db=db, admin_token=admin_token, host=host)
+    except OSError as exc:
+        raise ConfigError(
+            f"HEALTH_PORT={port} is not available ({exc.strerror or exc}): choose another port, or 0 to turn "
+            "the health server off"
+        ) from exc
     server.start()
     return server

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.orm import close_all_sessions
 
-from agent import EventProcessor, PermanentError, WorkerPool
+from agent import ConfigError, EventProcessor, PermanentError, WorkerPool
 from agent.health_server import HealthServer, start_health_server
 from agent.metrics import Metrics
 from agent.readiness import Readiness, database_check, migrations_check, pool_check
@@ -284,3 +284,12 @@ def test_admin_actions_are_refused_without_a_token_session_or_same_origin(db: Da
     finally:
         readonly.stop()
         guarded.stop()
+
+
+def test_a_port_in_use_is_a_configuration_error_naming_health_port(db: DatabaseConnection) -> None:
+    holder = HealthServer(0, Readiness(), host="127.0.0.1")
+    try:
+        with pytest.raises(ConfigError, match=f"HEALTH_PORT={holder.port} is not available"):
+            start_health_server(holder.port, db, pool=None, metrics=None, host="127.0.0.1")
+    finally:
+        holder.stop()
