@@ -40,6 +40,9 @@ lint: setup-dev  ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+typecheck: setup-dev  ## mypy over the packages
+	$(VENV)/bin/mypy agent database slack athenaeum.py
+
 bench: setup-dev  ## queue benchmarks (prints a table and the machine)
 	$(PY) scripts/bench_queue.py
 

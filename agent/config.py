@@ -337,7 +337,8 @@ class QueueSettings:
             return cls()
         if isinstance(config, cls):
             return config
-        return config.queue_settings()  # type: ignore[no-any-return]
+        settings: QueueSettings = config.queue_settings()
+        return settings
 
 
 class Config:

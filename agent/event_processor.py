@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, literal, select, tuple_, update
+from sqlalchemy import BigInteger, Float, Integer, Text, bindparam, case, delete, func, literal, select, tuple_, update
 from sqlalchemy import event as sa_event
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -44,6 +44,79 @@ _EVENT_COLUMNS = [c for c in Event.__table__.c]
 
 def _seconds(value: float) -> Any:
     return func.make_interval(0, 0, 0, 0, 0, 0, literal(float(value)))
+
+
+def _interval_seconds(name: str) -> Any:
+    return func.make_interval(0, 0, 0, 0, 0, 0, bindparam(name, type_=Float))
+
+
+# The hot statements are built once with bind parameters: building and cache-keying a statement per
+# call cost more client CPU than the round trip to PostgreSQL.
+_CLAIM = (
+    update(Event)
+    .where(
+        Event.id.in_(
+            select(Event.id)
+            .where(Event.status == "pending", Event.run_after <= _now())
+            .order_by(Event.run_after, Event.id)
+            .limit(bindparam("limit", type_=Integer))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(
+        status="processing",
+        claimed_by=bindparam("worker_id", type_=Text),
+        claimed_at=_now(),
+        visibility_timeout=_now() + _interval_seconds("lease_seconds"),
+        lease_token=func.nextval("events_lease_token_seq"),
+        attempts=Event.attempts + 1,
+    )
+    .returning(*_EVENT_COLUMNS)
+)
+# One INSERT shape for every enqueue: a NULL key never conflicts, a NULL run_after means now.
+_INSERT = (
+    pg_insert(Event)
+    .values(
+        event_type=bindparam("event_type", type_=Text),
+        payload=bindparam("payload", type_=JSONB),
+        dedupe_key=bindparam("dedupe_key", type_=Text),
+        run_after=func.coalesce(bindparam("run_after", type_=Event.run_after.type), _now()),
+    )
+    .on_conflict_do_nothing(index_elements=[Event.dedupe_key])
+)
+_INSERT_ONE = _INSERT.returning(*_EVENT_COLUMNS)
+_INSERT_MANY = _INSERT.returning(Event.id, Event.event_type)
+_BY_KEY = select(*_EVENT_COLUMNS).where(Event.dedupe_key == bindparam("dedupe_key", type_=Text))
+
+
+def _uniform(row: dict[str, Any]) -> dict[str, Any]:
+    return {"dedupe_key": None, "run_after": None, **row}
+
+
+# (id, lease_token) pairs as two arrays: one statement shape serves a batch of any size.
+_PAIRS = (
+    func.unnest(bindparam("ids", type_=ARRAY(BigInteger)), bindparam("tokens", type_=ARRAY(BigInteger)))
+    .table_valued("id", "token")
+    .render_derived()
+)
+_OWNED = tuple_(Event.id, Event.lease_token).in_(select(_PAIRS.c.id, _PAIRS.c.token)) & (Event.status == "processing")
+_HEARTBEAT = (
+    update(Event)
+    .where(_OWNED)
+    .values(visibility_timeout=_now() + _interval_seconds("lease_seconds"))
+    .returning(Event.id, Event.visibility_timeout)
+)
+_COMPLETE = (
+    update(Event)
+    .where(_OWNED)
+    .values(status="completed", processed_at=_now(), visibility_timeout=None)
+    .returning(Event.id)
+)
+
+
+def _pairs(events: Sequence[EventSnapshot]) -> dict[str, list[int | None]]:
+    return {"ids": [e.id for e in events], "tokens": [e.lease_token for e in events]}
 
 
 def _log_entry(**fields: Any) -> Any:
@@ -109,13 +182,10 @@ class EventProcessor:
         Raises:
             ValueError: ``event_type`` is empty or ``payload`` is not JSON-serialisable.
         """
-        row = self._validated_row(event_type, payload, key, run_after)
-        stmt = pg_insert(Event).values(**row).returning(*_EVENT_COLUMNS)
-        if key is not None:
-            stmt = stmt.on_conflict_do_nothing(index_elements=[Event.dedupe_key])
-        result = self.session.execute(stmt).mappings().first()
+        row = _uniform(self._validated_row(event_type, payload, key, run_after))
+        result = self._run(_INSERT_ONE, **row).mappings().first()
         if result is None:  # duplicate key: report the event that already exists
-            result = self.session.execute(select(*_EVENT_COLUMNS).where(Event.dedupe_key == key)).mappings().one()
+            result = self._run(_BY_KEY, dedupe_key=key).mappings().one()
         else:
             self._wake_after_commit()
             notify_enqueued(event_type, 1)
@@ -138,22 +208,7 @@ class EventProcessor:
             )
         if not rows:
             return []
-        # A uniform set of columns lets one prepared INSERT serve every row.
-        for row in rows:
-            row.setdefault("dedupe_key", None)
-            row.setdefault("run_after", None)
-        stmt = (
-            pg_insert(Event)
-            .values(
-                event_type=bindparam("event_type"),
-                payload=bindparam("payload", type_=JSONB),
-                dedupe_key=bindparam("dedupe_key"),
-                run_after=func.coalesce(bindparam("run_after", type_=Event.run_after.type), _now()),
-            )
-            .on_conflict_do_nothing(index_elements=[Event.dedupe_key])
-            .returning(Event.id, Event.event_type)
-        )
-        inserted = self.session.execute(stmt, rows).all()
+        inserted = self.session.execute(_INSERT_MANY, [_uniform(row) for row in rows]).all()
         ids = [row[0] for row in inserted]
         if ids:
             self._wake_after_commit()
@@ -169,29 +224,11 @@ class EventProcessor:
 
     def claim_events(self, limit: int) -> list[EventSnapshot]:
         """Claim up to ``limit`` due events in one statement, each with its own lease and token."""
-        due = (
-            select(Event.id)
-            .where(Event.status == "pending", Event.run_after <= _now())
-            .order_by(Event.run_after, Event.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
+        rows = (
+            self._run(_CLAIM, limit=limit, worker_id=self.worker_id, lease_seconds=self.visibility_timeout)
+            .mappings()
+            .all()
         )
-        stmt = (
-            update(Event)
-            .where(Event.id.in_(due))
-            .values(
-                status="processing",
-                claimed_by=self.worker_id,
-                claimed_at=_now(),
-                visibility_timeout=_now() + _seconds(self.visibility_timeout),
-                lease_token=func.nextval("events_lease_token_seq"),
-                attempts=Event.attempts + 1,
-            )
-            .returning(*_EVENT_COLUMNS)
-            .execution_options(synchronize_session=False)
-        )
-        rows = self.session.execute(stmt).mappings().all()
         self.session.commit()
         snapshots = [EventSnapshot.from_row(r) for r in rows]
         snapshots.sort(key=lambda e: (e.run_after, e.id))
@@ -212,14 +249,7 @@ class EventProcessor:
         """Extend several leases in one statement; returns ``{id: new expiry}`` for those still held."""
         if not events:
             return {}
-        stmt = (
-            update(Event)
-            .where(self._owned(events))
-            .values(visibility_timeout=_now() + _seconds(self.visibility_timeout))
-            .returning(Event.id, Event.visibility_timeout)
-            .execution_options(synchronize_session=False)
-        )
-        rows = self.session.execute(stmt).all()
+        rows = self._run(_HEARTBEAT, lease_seconds=self.visibility_timeout, **_pairs(events)).all()
         self.session.commit()
         return {row[0]: row[1] for row in rows}
 
@@ -236,14 +266,7 @@ class EventProcessor:
         """Complete several claimed events in one statement; returns the ids whose lease still held."""
         if not events:
             return set()
-        stmt = (
-            update(Event)
-            .where(self._owned(events))
-            .values(status="completed", processed_at=_now(), visibility_timeout=None)
-            .returning(Event.id)
-            .execution_options(synchronize_session=False)
-        )
-        done = {row[0] for row in self.session.execute(stmt).all()}
+        done = {row[0] for row in self._run(_COMPLETE, **_pairs(events)).all()}
         self.session.commit()
         return done
 
@@ -430,13 +453,22 @@ class EventProcessor:
         Failed events are kept (they are evidence); dedupe keys of purged events are forgotten, so
         keep this window longer than any redelivery window (Slack retries for up to 24 hours).
         """
-        stmt = delete(Event).where(
-            Event.status == "completed",
-            Event.processed_at < _now() - _seconds(older_than_days * 86400.0),
+        stmt = (
+            delete(Event)
+            .where(
+                Event.status == "completed",
+                Event.processed_at < _now() - _seconds(older_than_days * 86400.0),
+            )
+            .returning(Event.id)
         )
-        return int(self.session.execute(stmt).rowcount or 0)
+        return len(self._run(stmt).all())
 
     # ----------------------------------------------------------------------------- helpers
+    def _run(self, statement: Any, **params: Any) -> Any:
+        # Core execution on the session's connection: these statements return rows, not objects,
+        # and the ORM's bulk-update bookkeeping per call would cost more than the query.
+        return self.session.connection().execute(statement, params)
+
     @staticmethod
     def _owned(events: Sequence[EventSnapshot]) -> Any:
         pairs = [(e.id, e.lease_token) for e in events]

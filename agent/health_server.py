@@ -181,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
             "admin_enabled": self.app.auth.enabled,
             "signed_in": nonce is not None,
             "csrf": self.app.auth.csrf_token(nonce) if nonce else None,
-            "message": (query.get("ok") or query.get("error") or [None])[0],
+            "message": next(iter(query.get("ok") or query.get("error") or []), None),
             "message_bad": "error" in query,
         }
         status = HTTPStatus.OK

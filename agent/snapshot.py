@@ -15,9 +15,9 @@ class FrozenDict(dict[str, Any]):
     def _readonly(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError("event payloads are read-only; copy with thaw(event.payload) to change one")
 
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _readonly  # type: ignore[assignment]
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _readonly
 
-    def __hash__(self) -> int:  # type: ignore[override]
+    def __hash__(self) -> int:  # type: ignore[override]  # dict declares __hash__ = None
         return hash(tuple(sorted(self.items(), key=lambda kv: kv[0])))
 
     def __reduce__(self) -> Any:

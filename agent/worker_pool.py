@@ -25,12 +25,13 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from agent import wakeup
 from agent.config import QueueSettings
@@ -45,6 +46,8 @@ _log = structlog.get_logger("athenaeum.pool")
 
 DB_RETRY_MAX_DELAY_SECONDS = 5.0
 COMPLETION_BATCH_MAX = 256
+CLAIM_GATHER_SECONDS = 0.002
+STATEMENT_TIMEOUT_SECONDS = 30.0
 _pool_numbers = itertools.count(1)
 
 ProcessFunc = Callable[[EventSnapshot], Any]
@@ -108,11 +111,9 @@ class WorkerPool:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:pool-{next(_pool_numbers)}"
         self.listen = listen
         self.observer = observer
+        self._gather_target = max(1, size // 2)
 
-        self._sessions = sessionmaker(
-            bind=db_connection.engine.execution_options(isolation_level="AUTOCOMMIT"),
-            expire_on_commit=False,
-        )
+        self._autocommit_engine = db_connection.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._local = threading.local()
         self._owned_sessions: list[Session] = []
         self._wake = threading.Event()
@@ -248,10 +249,15 @@ class WorkerPool:
 
     # ----------------------------------------------------------------------------- threads
     def _processor(self) -> EventProcessor:
-        # One session per thread for the thread's life: sessions never cross threads.
+        # One session per thread, bound to one autocommit connection held for the thread's life:
+        # each queue statement is then a single round trip, with no pool checkout and no pre-ping
+        # in between. A database error drops the pair (see _db_error) and the next call reconnects.
         proc = getattr(self._local, "processor", None)
         if proc is None:
-            session: Session = self._sessions()
+            connection = self._autocommit_engine.connect()
+            # A hung statement must not hang the dispatcher (and with it stop()) forever.
+            connection.exec_driver_sql(f"SET statement_timeout = {int(STATEMENT_TIMEOUT_SECONDS * 1000)}")
+            session = Session(bind=connection, expire_on_commit=False)
             proc = EventProcessor(
                 session,
                 worker_id=f"{self.name}:{threading.current_thread().name}",
@@ -264,22 +270,53 @@ class WorkerPool:
                 self._owned_sessions.append(session)
         return proc
 
-    def _db_error(self, where: str, exc: BaseException, delay: float) -> float:
+    @contextmanager
+    def _short_processor(self) -> Iterator[EventProcessor]:
+        # Worker threads record failures on a pooled connection they give back at once, so a pool
+        # of N workers holds only its three service threads' connections between jobs.
+        session = Session(bind=self._autocommit_engine, expire_on_commit=False)
+        try:
+            yield EventProcessor(
+                session,
+                worker_id=f"{self.name}:{threading.current_thread().name}",
+                visibility_timeout=self.visibility_timeout,
+                retry_base_delay=self.retry_base_delay,
+                max_retry_count=self.max_retry_count,
+            )
+        finally:
+            _close_session_only(session)
+
+    def _db_error(self, where: str, exc: BaseException, delay: float, *, owned: bool = True) -> float:
         with self._stats_lock:
             self._stats["db_errors"] += 1
         _log.warning("database error; backing off", where=where, error=describe_error(exc), retry_in=delay)
-        try:
-            self._processor().session.rollback()
-        except Exception:
-            pass
+        if not owned:
+            return min(delay * 2, DB_RETRY_MAX_DELAY_SECONDS)
+        proc = getattr(self._local, "processor", None)
+        self._local.processor = None
+        if proc is not None:
+            with self._stats_lock:
+                if proc.session in self._owned_sessions:
+                    self._owned_sessions.remove(proc.session)
+            _close_session(proc.session)
         return min(delay * 2, DB_RETRY_MAX_DELAY_SECONDS)
 
     def _dispatch_loop(self) -> None:
         delay = 0.05
+        backlog = False
         while not self._stopping.is_set():
             with self._slots:
                 while self._in_flight >= self.size and not self._stopping.is_set():
                     self._slots.wait()
+                if backlog:
+                    # More is due than we have workers: give other jobs a moment to finish so one
+                    # claim statement serves several workers. Idle pools never wait here.
+                    deadline = time.monotonic() + CLAIM_GATHER_SECONDS
+                    while self.size - self._in_flight < self._gather_target and not self._stopping.is_set():
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._slots.wait(remaining)
                 free = self.size - self._in_flight
             if self._stopping.is_set():
                 break
@@ -292,6 +329,7 @@ class WorkerPool:
                 delay = next_delay
                 continue
             delay = 0.05
+            backlog = len(events) == free
             if events:
                 self._submit(events)
                 continue
@@ -342,22 +380,23 @@ class WorkerPool:
         error: BaseException | None = None
         try:
             self.process_func(event)
-        except Exception as exc:  # the job boundary: every failure is recorded, none escapes
+        except BaseException as exc:  # the job boundary: every failure is recorded, none escapes
             error = exc
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        self._finish_slot(event)
         try:
             if event.lease_lost.is_set():
                 _log.warning("job finished after its lease was lost; result discarded", duration_ms=duration_ms)
                 call_observer(self.observer, "on_lease_lost", event)
-                return
-            if error is None:
+            elif error is None:
                 self._completions.put(event)
                 call_observer(self.observer, "on_complete", event, duration_ms / 1000)
                 _log.info("event processed", outcome="completed", duration_ms=duration_ms)
             else:
                 self._record_failure(event, error, duration_ms)
         finally:
+            # The slot is freed only once the outcome is queued or written, so stop() never
+            # shuts down under a failure that is still being recorded.
+            self._finish_slot(event)
             structlog.contextvars.clear_contextvars()
 
     def _record_failure(self, event: EventSnapshot, error: BaseException, duration_ms: float) -> None:
@@ -365,7 +404,8 @@ class WorkerPool:
         deadline = time.monotonic() + self.visibility_timeout
         while True:
             try:
-                status = self._processor().fail_event(event, error)
+                with self._short_processor() as proc:
+                    status = proc.fail_event(event, error)
                 break
             except LeaseLostError:
                 self._count("lost_leases")
@@ -376,7 +416,7 @@ class WorkerPool:
                     # The lease has run out: the reaper will count this attempt.
                     _log.error("could not record failure; leaving it to the reaper", error=describe_error(exc))
                     return
-                next_delay = self._db_error("fail", exc, delay)
+                next_delay = self._db_error("fail", exc, delay, owned=False)
                 time.sleep(delay)
                 delay = next_delay
         permanent = isinstance(error, PermanentError)
@@ -494,8 +534,9 @@ class WorkerPool:
         released = 0
         for event in events:
             try:
-                if self._processor().release_event(event):
-                    released += 1
+                with self._short_processor() as proc:
+                    if proc.release_event(event):
+                        released += 1
             except Exception as exc:  # its lease will expire and the reaper returns it
                 _log.warning("could not release lease", event_id=event.id, error=describe_error(exc))
         with self._stats_lock:
@@ -506,14 +547,31 @@ class WorkerPool:
         with self._stats_lock:
             sessions, self._owned_sessions = self._owned_sessions, []
         for session in sessions:
-            try:
-                session.close()
-            except Exception:  # a connection the database already dropped: nothing to give back
-                pass
+            _close_session(session)
 
     def _count(self, name: str) -> None:
         with self._stats_lock:
             self._stats[name] += 1
+
+
+def _close_session_only(session: Session) -> None:
+    try:
+        session.close()
+    except Exception:
+        pass
+
+
+def _close_session(session: Session) -> None:
+    """Close a thread's session and the connection it is bound to, whatever state they are in."""
+    bind = session.bind
+    try:
+        session.close()
+    except Exception:  # a connection the database already dropped: nothing to give back
+        pass
+    try:
+        bind.close()  # type: ignore[union-attr]
+    except Exception:
+        pass
 
 
 def _pick(value: Any, default: Any) -> Any:

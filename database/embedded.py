@@ -23,6 +23,7 @@ from database.errors import EmbeddedDatabaseError
 
 DATABASE_NAME = "athenaeum"
 ORPHAN_WAIT_SECONDS = 10.0
+START_ATTEMPTS = 4
 _log = logging.getLogger(__name__)
 
 
@@ -55,26 +56,30 @@ class EmbeddedPostgres:
             EmbeddedDatabaseError: the server would not start; the message says where its log is.
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._clear_dead_postmaster()
-        try:
-            server = self._get_server()
-        except Exception as first:
-            # A stale postmaster.pid whose pid now belongs to another process makes pg_ctl refuse
-            # to start. PostgreSQL is not running on this data directory (we checked the pid), so
-            # the file can go and crash recovery does the rest.
-            if not self._remove_stale_pidfile():
-                raise EmbeddedDatabaseError(
-                    f"embedded PostgreSQL did not start ({type(first).__name__}: {first}); see {self.pgdata / 'log'}"
-                ) from first
+        last_error: Exception | None = None
+        for attempt in range(START_ATTEMPTS):
+            if attempt:
+                time.sleep(0.5 * attempt)
+            # A server killed a moment ago may still look alive (exiting, or a zombie); each attempt
+            # looks again, so it is restarted as soon as it is really gone.
+            self._clear_dead_postmaster()
             try:
                 server = self._get_server()
             except Exception as exc:
-                raise EmbeddedDatabaseError(
-                    f"embedded PostgreSQL did not start after removing a stale pid file; see {self.pgdata / 'log'}"
-                ) from exc
-        base_uri = server.get_uri()
-        self._ensure_database(server)
-        return self._with_database(base_uri, self.database)
+                last_error = exc
+                # A stale postmaster.pid whose pid now belongs to another process makes pg_ctl
+                # refuse to start; PostgreSQL is not running here, so the file can go.
+                self._remove_stale_pidfile()
+                continue
+            try:
+                self._ensure_database(server)
+            except Exception as exc:  # the server we were handed is not answering
+                last_error = exc
+                continue
+            return self._with_database(server.get_uri(), self.database)
+        raise EmbeddedDatabaseError(
+            f"embedded PostgreSQL did not start ({type(last_error).__name__}: {last_error}); see {self.pgdata / 'log'}"
+        ) from last_error
 
     def stop(self) -> bool:
         """Stop the server if it runs. Returns whether a server was stopped."""

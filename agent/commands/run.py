@@ -6,6 +6,8 @@ The Slack ingestion thread, the agent and the health server plug in here as thei
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any
 
 import structlog
@@ -59,4 +61,13 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
         if health is not None:
             health.stop()
         metrics.close()
+    stuck = pool.get_stats()["in_flight"]
+    if stuck:
+        # Their leases are released and another worker may already run them; waiting for threads
+        # that ignore `lease_lost` would keep the process from exiting (executor threads are joined
+        # at interpreter exit), so leave now.
+        _log.warning("exiting with jobs still running; their leases were released", in_flight=stuck)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
