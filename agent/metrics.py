@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
@@ -93,12 +93,6 @@ class Metrics(PoolObserver):
             buckets=PICKUP_BUCKETS_SECONDS,
             registry=r,
         )
-        self.slack_acks = Counter(
-            "athenaeum_slack_acks", "Socket Mode envelopes acknowledged", ["envelope_type"], registry=r
-        )
-        self.slack_dedupe_hits = Counter(
-            "athenaeum_slack_dedupe_hits", "Slack deliveries recognised as duplicates and dropped", registry=r
-        )
         self.llm_tokens = Counter("athenaeum_llm_tokens", "LLM tokens used", ["model", "kind"], registry=r)
         self.llm_errors = Counter(
             "athenaeum_llm_errors", "LLM calls that failed, by error class", ["error_class"], registry=r
@@ -108,6 +102,7 @@ class Metrics(PoolObserver):
         )
         self._db = db
         self._pool = pool
+        self._slack: Any = None
         self._listening = False
         r.register(_ScrapeTimeCollector(self))
 
@@ -116,17 +111,41 @@ class Metrics(PoolObserver):
         """Report ``pool``'s in-flight and worker gauges (a ``WorkerPool``)."""
         self._pool = pool
 
-    def listen_for_enqueues(self) -> None:
-        """Count every enqueue made in this process (see :func:`agent.observers.add_enqueue_listener`)."""
+    def attach_slack(self, source: Any) -> None:
+        """Report a Slack ingestion handler at scrape time.
+
+        ``source`` has ``stats`` (a mapping of counters such as ``acked`` and ``duplicates``) and
+        optionally ``is_connected()``; the Slack package stays free of any metrics dependency.
+        """
+        self._slack = source
+
+    def listen(self) -> None:
+        """Count what this process reports through :mod:`agent.observers` signals (enqueues, LLM, tools)."""
         if not self._listening:
-            observers.add_enqueue_listener(self.record_enqueued)
+            for signal, handler in self._signal_handlers():
+                observers.subscribe(signal, handler)
             self._listening = True
 
     def close(self) -> None:
-        """Stop listening for enqueues."""
+        """Stop listening to signals."""
         if self._listening:
-            observers.remove_enqueue_listener(self.record_enqueued)
+            for signal, handler in self._signal_handlers():
+                observers.unsubscribe(signal, handler)
             self._listening = False
+
+    def _signal_handlers(self) -> list[tuple[str, Any]]:
+        return [
+            ("enqueued", self.record_enqueued),
+            ("llm_usage", self.record_llm_usage),
+            ("llm_error", self._on_llm_error),
+            ("tool_call", self._on_tool_call),
+        ]
+
+    def _on_llm_error(self, error_class: str) -> None:
+        self.record_llm_error(error_class)
+
+    def _on_tool_call(self, server: str, tool: str | None = None, ok: bool = True) -> None:
+        self.record_tool_call(server, ok)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format (``CONTENT_TYPE``)."""
@@ -136,14 +155,6 @@ class Metrics(PoolObserver):
     def record_enqueued(self, event_type: str, count: int = 1) -> None:
         """Count ``count`` inserted events of ``event_type``."""
         self.enqueued.labels(event_type).inc(count)
-
-    def record_slack_ack(self, envelope_type: str) -> None:
-        """Count one acknowledged Socket Mode envelope."""
-        self.slack_acks.labels(envelope_type).inc()
-
-    def record_slack_dedupe_hit(self) -> None:
-        """Count one Slack delivery dropped as a duplicate."""
-        self.slack_dedupe_hits.inc()
 
     def record_llm_usage(
         self,
@@ -196,7 +207,7 @@ class Metrics(PoolObserver):
         self.reclaimed.inc(count)
 
     # ----------------------------------------------------------------------------- scrape time
-    def _collect_scrape_time(self) -> Iterator[GaugeMetricFamily]:
+    def _collect_scrape_time(self) -> Iterator[Any]:
         if self._pool is not None:
             stats = self._pool.get_stats()
             yield _gauge(
@@ -214,6 +225,8 @@ class Metrics(PoolObserver):
             yield _gauge(
                 "athenaeum_pool_database_errors", "Database errors the pool backed off from", stats.get("db_errors", 0)
             )
+        if self._slack is not None:
+            yield from _slack_families(self._slack)
         if self._db is None:
             return
         pool_status = self._db.get_pool_status()
@@ -254,11 +267,35 @@ class Metrics(PoolObserver):
         return counts, None if oldest is None else max(0.0, float(oldest))
 
 
+def _slack_families(source: Any) -> Iterator[Any]:
+    stats = dict(getattr(source, "stats", {}) or {})
+    acks = CounterMetricFamily("athenaeum_slack_acks", "Socket Mode envelopes acknowledged")
+    acks.add_metric([], stats.get("acked", 0))
+    yield acks
+    dedupe = CounterMetricFamily("athenaeum_slack_dedupe_hits", "Slack deliveries recognised as duplicates")
+    dedupe.add_metric([], stats.get("duplicates", 0))
+    yield dedupe
+    envelopes = CounterMetricFamily(
+        "athenaeum_slack_envelopes", "Socket Mode envelopes by what happened to them", labels=["outcome"]
+    )
+    for outcome, count in sorted(stats.items()):
+        if isinstance(count, int | float):
+            envelopes.add_metric([outcome], count)
+    yield envelopes
+    is_connected = getattr(source, "is_connected", None)
+    if callable(is_connected):
+        try:
+            connected = bool(is_connected())
+        except Exception:
+            connected = False
+        yield _gauge("athenaeum_slack_connected", "1 while the Socket Mode connection is up", 1 if connected else 0)
+
+
 class _ScrapeTimeCollector(Collector):
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Any]:
         yield from self._metrics._collect_scrape_time()
 
 

@@ -2,9 +2,10 @@
 
 ``PoolObserver`` is what a :class:`~agent.worker_pool.WorkerPool` calls as events move through it
 (``WorkerPool(..., observer=...)``); every method is a no-op here, so an observer overrides only
-what it needs. Enqueue listeners hear about inserts made by any :class:`~agent.event_processor.
-EventProcessor` in this process. Hooks are called on worker threads: they must be quick, thread-safe
-and never raise (an exception is logged and swallowed, so metrics can never break the queue).
+what it needs. Signals (:func:`emit`/:func:`subscribe`) carry what other code in this process
+reports: inserts made by any ``EventProcessor``, LLM usage and errors, MCP tool calls. Hooks are
+called on worker threads: they must be quick, thread-safe and never raise (an exception is logged and
+swallowed, so metrics can never break the queue).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import structlog
 from agent.snapshot import EventSnapshot
 
 _log = structlog.get_logger("athenaeum.observers")
-
-EnqueueListener = Callable[[str, int], None]
 
 
 class PoolObserver:
@@ -66,32 +65,57 @@ def call_observer(observer: PoolObserver | None, method: str, *args: Any) -> Non
         _log.warning("pool observer failed", method=method, error=f"{type(exc).__name__}: {exc}")
 
 
-_enqueue_listeners: list[EnqueueListener] = []
-_enqueue_lock = threading.Lock()
+#: The signals code in this process may emit, and the keyword arguments each carries.
+SIGNALS = {
+    "enqueued": ("event_type", "count"),
+    "llm_usage": ("model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"),
+    "llm_error": ("error_class",),
+    "tool_call": ("server", "tool", "ok"),
+}
+SignalListener = Callable[..., None]
+
+_listeners: dict[str, list[SignalListener]] = {name: [] for name in SIGNALS}
+_listeners_lock = threading.Lock()
 
 
-def add_enqueue_listener(listener: EnqueueListener) -> None:
-    """Call ``listener(event_type, count)`` whenever events are inserted in this process."""
-    with _enqueue_lock:
-        _enqueue_listeners.append(listener)
+def subscribe(signal: str, listener: SignalListener) -> None:
+    """Call ``listener(**fields)`` whenever ``signal`` is emitted in this process.
+
+    Raises:
+        ValueError: ``signal`` is not one of :data:`SIGNALS`.
+    """
+    if signal not in SIGNALS:
+        raise ValueError(f"unknown signal {signal!r}; known: {', '.join(SIGNALS)}")
+    with _listeners_lock:
+        _listeners[signal].append(listener)
 
 
-def remove_enqueue_listener(listener: EnqueueListener) -> None:
-    """Stop calling ``listener`` (no error if it was not registered)."""
-    with _enqueue_lock:
-        if listener in _enqueue_listeners:
-            _enqueue_listeners.remove(listener)
+def unsubscribe(signal: str, listener: SignalListener) -> None:
+    """Stop calling ``listener`` for ``signal`` (no error if it was not subscribed)."""
+    with _listeners_lock:
+        if listener in _listeners.get(signal, []):
+            _listeners[signal].remove(listener)
+
+
+def emit(signal: str, **fields: Any) -> None:
+    """Tell ``signal``'s listeners (metrics, mostly) what happened; listener errors are logged, never raised.
+
+    The assistant calls ``emit("llm_usage", model=..., input_tokens=..., output_tokens=...)``,
+    ``emit("llm_error", error_class=...)`` and ``emit("tool_call", server=..., tool=..., ok=...)``; the
+    queue emits ``enqueued``. Cheap when nobody listens.
+    """
+    with _listeners_lock:
+        listeners = list(_listeners.get(signal, ()))
+    for listener in listeners:
+        try:
+            listener(**fields)
+        except Exception as exc:
+            _log.warning("signal listener failed", signal=signal, error=f"{type(exc).__name__}: {exc}")
 
 
 def notify_enqueued(event_type: str, count: int = 1) -> None:
-    """Tell the enqueue listeners that ``count`` events of ``event_type`` were inserted.
+    """Emit ``enqueued``: ``count`` events of ``event_type`` were inserted.
 
     Called at insert time, inside the caller's transaction: a rolled-back enqueue is still counted.
     """
-    with _enqueue_lock:
-        listeners = list(_enqueue_listeners)
-    for listener in listeners:
-        try:
-            listener(event_type, count)
-        except Exception as exc:
-            _log.warning("enqueue listener failed", error=f"{type(exc).__name__}: {exc}")
+    emit("enqueued", event_type=event_type, count=count)

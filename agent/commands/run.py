@@ -45,7 +45,7 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
         )
     configure_tracing(ctx.config.otel_exporter_otlp_endpoint, ctx.config.logfire_token)
     metrics = Metrics(db=ctx.db)
-    metrics.listen_for_enqueues()
+    metrics.listen()
     pool = WorkerPool(
         size=getattr(args, "workers", None) or ctx.config.worker_pool_size,
         db_connection=ctx.db,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.orm import close_all_sessions
 
-from agent import ConfigError, EventProcessor, PermanentError, WorkerPool
+from agent import ConfigError, EventProcessor, PermanentError, WorkerPool, observers
 from agent.health_server import HealthServer, start_health_server
 from agent.metrics import Metrics
 from agent.readiness import Readiness, database_check, migrations_check, pool_check
@@ -64,7 +65,7 @@ def served(db: DatabaseConnection) -> Iterator[tuple[HealthServer, WorkerPool, M
             raise RuntimeError("flaky")
 
     metrics = Metrics(db=db)
-    metrics.listen_for_enqueues()
+    metrics.listen()
     pool = WorkerPool(
         2, db, job, observer=metrics, retry_base_delay=0.01, max_retry_count=1, poll_interval=0.05, listen=False
     )
@@ -142,19 +143,68 @@ def test_metrics_move_when_events_flow(
     assert metric_value(server, "athenaeum_db_pool_connections", state="size") == 5
 
 
-def test_assistant_and_slack_counters_are_exposed(served: tuple[HealthServer, WorkerPool, Metrics]) -> None:
+def test_assistant_signals_and_slack_ingestion_stats_are_exposed(
+    served: tuple[HealthServer, WorkerPool, Metrics],
+) -> None:
     server, _, metrics = served
-    metrics.record_slack_ack("events_api")
-    metrics.record_slack_dedupe_hit()
-    metrics.record_llm_usage("claude-sonnet-4-5", input_tokens=120, output_tokens=30)
-    metrics.record_llm_error(TimeoutError())
-    metrics.record_tool_call("docs", ok=True)
-    metrics.record_tool_call("github", ok=False)
-    assert metric_value(server, "athenaeum_slack_acks_total", envelope_type="events_api") == 1
-    assert metric_value(server, "athenaeum_slack_dedupe_hits_total") == 1
-    assert metric_value(server, "athenaeum_llm_tokens_total", kind="input") == 120
-    assert metric_value(server, "athenaeum_llm_errors_total", error_class="TimeoutError") == 1
+
+    class FakeIngestion:  # the shape of slack's SocketModeIngestion: stats + is_connected()
+        def __init__(self) -> None:
+            self.stats = {"acked": 7, "duplicates": 2, "malformed": 1}
+            self.connected = True
+
+        def is_connected(self) -> bool:
+            return self.connected
+
+    slack = FakeIngestion()
+    metrics.attach_slack(slack)
+    observers.emit("llm_usage", model="claude-sonnet-4-5", input_tokens=120, output_tokens=30)
+    observers.emit("llm_error", error_class="RateLimitError")
+    observers.emit("tool_call", server="docs", tool="search_docs", ok=True)
+    observers.emit("tool_call", server="github", tool="get_issue", ok=False)
+    assert metric_value(server, "athenaeum_slack_acks_total") == 7
+    assert metric_value(server, "athenaeum_slack_dedupe_hits_total") == 2
+    assert metric_value(server, "athenaeum_slack_envelopes_total", outcome="malformed") == 1
+    assert metric_value(server, "athenaeum_slack_connected") == 1
+    slack.connected = False
+    slack.stats["acked"] = 8
+    assert metric_value(server, "athenaeum_slack_connected") == 0
+    assert metric_value(server, "athenaeum_slack_acks_total") == 8
+    assert metric_value(server, "athenaeum_llm_tokens_total", model="claude-sonnet-4-5", kind="input") == 120
+    assert metric_value(server, "athenaeum_llm_tokens_total", kind="output") == 30
+    assert metric_value(server, "athenaeum_llm_errors_total", error_class="RateLimitError") == 1
+    assert metric_value(server, "athenaeum_tool_calls_total", server="docs", outcome="ok") == 1
     assert metric_value(server, "athenaeum_tool_calls_total", server="github", outcome="error") == 1
+    metrics.close()  # unsubscribed: later signals are not counted
+    observers.emit("llm_error", error_class="RateLimitError")
+    assert metric_value(server, "athenaeum_llm_errors_total", error_class="RateLimitError") == 1
+
+
+def test_readiness_includes_slack_when_wired(db: DatabaseConnection) -> None:
+    connected = {"up": False}
+    pool = WorkerPool(1, db, lambda e: None, listen=False)
+    server = start_health_server(
+        _free_port(), db, pool, None, slack_connected=lambda: connected["up"], host="127.0.0.1"
+    )
+    assert server is not None
+    pool.start()
+    try:
+        status, _, body = request(server, "GET", "/readyz")
+        assert status == 503 and json.loads(body)["checks"]["slack"] == {
+            "ok": False,
+            "detail": "Socket Mode disconnected",
+        }
+        connected["up"] = True
+        assert request(server, "GET", "/readyz")[0] == 200
+    finally:
+        pool.stop(timeout=5)
+        server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_readiness_reports_migrations_behind(empty_database_url: str) -> None:
