@@ -343,3 +343,31 @@ def test_a_port_in_use_is_a_configuration_error_naming_health_port(db: DatabaseC
             start_health_server(holder.port, db, pool=None, metrics=None, host="127.0.0.1")
     finally:
         holder.stop()
+
+
+def test_a_broken_observer_never_breaks_the_queue(db: DatabaseConnection) -> None:
+    class Broken(observers.PoolObserver):
+        calls = 0
+
+        def on_claim(self, event: EventSnapshot, pickup_latency_seconds: float | None) -> None:
+            Broken.calls += 1
+            raise RuntimeError("observer bug")
+
+        def on_complete(self, event: EventSnapshot, duration_seconds: float) -> None:
+            raise RuntimeError("observer bug")
+
+    pool = WorkerPool(2, db, lambda e: None, observer=Broken(), poll_interval=0.05, listen=False)
+    with db.session() as s:
+        EventProcessor(s).enqueue_events([("demo", {"i": i}) for i in range(4)])
+    pool.start()
+    try:
+        wait_for(lambda: pool.get_stats()["total_events_processed"] == 4, what="all four completed")
+    finally:
+        pool.stop(timeout=5)
+    assert Broken.calls == 4
+
+
+def test_unknown_signals_are_refused_and_unheard_signals_are_cheap() -> None:
+    with pytest.raises(ValueError, match="unknown signal 'llm_tokens'"):
+        observers.subscribe("llm_tokens", lambda **kw: None)
+    observers.emit("tool_call", server="docs", tool="search", ok=True)  # nobody listening: nothing happens
