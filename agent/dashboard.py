@@ -29,6 +29,7 @@ AGENT_RUN_COLUMNS = (
     "id",
     "event_id",
     "model",
+    "mode",
     "status",
     "input_tokens",
     "output_tokens",
