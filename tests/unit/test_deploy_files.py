@@ -178,6 +178,10 @@ EVENT_SCOPES = {
     "channel_archive": "channels:read",
     "channel_unarchive": "channels:read",
     "channel_deleted": "channels:read",
+    "group_rename": "groups:read",
+    "group_archive": "groups:read",
+    "group_unarchive": "groups:read",
+    "group_deleted": "groups:read",
     "member_joined_channel": "channels:read",
     "user_change": "users:read",
     "team_join": "users:read",
@@ -206,3 +210,49 @@ def test_manifest_scopes_cover_every_subscribed_event_and_replying(manifest: dic
         assert event in EVENT_SCOPES, f"{event} is subscribed but nobody decided which scope it needs"
         assert EVENT_SCOPES[event] in scopes, f"{event} needs {EVENT_SCOPES[event]}"
     assert {"chat:write", "reactions:write", "im:write", "users:read", "channels:read"} <= scopes
+
+
+#: What slack/ (issue 3) turns into store changes; used only until slack.events is on this branch.
+_EXPECTED_SLACK_HANDLED = {
+    "message",
+    "app_mention",
+    "reaction_added",
+    "reaction_removed",
+    "member_joined_channel",
+    "user_change",
+    "team_join",
+    "channel_created",
+    "channel_rename",
+    "channel_archive",
+    "channel_unarchive",
+    "channel_deleted",
+    "group_rename",
+    "group_archive",
+    "group_unarchive",
+    "group_deleted",
+}
+#: Events the assistant (issue 4) consumes rather than the Slack store.
+_ASSISTANT_EVENTS = {"assistant_thread_started", "assistant_thread_context_changed"}
+
+
+def _slack_handled() -> set[str]:
+    try:
+        from slack import events
+    except ImportError:
+        return _EXPECTED_SLACK_HANDLED
+    return {
+        "message",
+        "app_mention",
+        "reaction_added",
+        "reaction_removed",
+        "member_joined_channel",
+        "user_change",
+        "team_join",
+        *events.CHANNEL_EVENTS,
+    }
+
+
+def test_manifest_events_are_the_ones_the_code_handles(manifest: dict[str, Any]) -> None:
+    subscribed = {e.split(".", 1)[0] for e in manifest["settings"]["event_subscriptions"]["bot_events"]}
+    handled = _slack_handled()
+    assert subscribed - _ASSISTANT_EVENTS == handled, "the manifest and slack/ disagree on the events"
