@@ -88,6 +88,7 @@ def test_compose_runs_timescale_migrations_service_and_mcp_servers_over_http() -
     for server in ("slack", "github", "docs"):
         command = _app_command(services[f"mcp-{server}"]["command"])
         assert command[:3] == ["mcp", "serve", server] and command[command.index("--transport") + 1] == "http"
+        assert command[command.index("--host") + 1] == "0.0.0.0"  # reachable from the other containers
         port = command[command.index("--port") + 1]
         assert mcp_config["mcpServers"][server]["url"].startswith(f"http://mcp-{server}:{port}/")
         if "mcp" in _registered_commands():  # the MCP command lands with issue 5
