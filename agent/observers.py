@@ -104,6 +104,8 @@ def emit(signal: str, **fields: Any) -> None:
     ``emit("llm_error", error_class=...)`` and ``emit("tool_call", server=..., tool=..., ok=...)``; the
     queue emits ``enqueued``. Cheap when nobody listens.
     """
+    if not _listeners.get(signal):  # the common case on hot paths (enqueue): nobody listens
+        return
     with _listeners_lock:
         listeners = list(_listeners.get(signal, ()))
     for listener in listeners:
