@@ -371,3 +371,34 @@ def test_unknown_signals_are_refused_and_unheard_signals_are_cheap() -> None:
     with pytest.raises(ValueError, match="unknown signal 'llm_tokens'"):
         observers.subscribe("llm_tokens", lambda **kw: None)
     observers.emit("tool_call", server="docs", tool="search", ok=True)  # nobody listening: nothing happens
+
+
+def test_every_metric_the_alert_rules_use_is_exposed(db: DatabaseConnection) -> None:
+    import re
+
+    import yaml
+
+    class FakePool:
+        def get_stats(self) -> dict:
+            return {"in_flight": 0, "size": 2, "workers_running": 2, "listener_connected": True, "db_errors": 0}
+
+    class FakeSlack:
+        stats = {"acked": 1, "duplicates": 0}  # noqa: RUF012 (read-only here)
+
+        def is_connected(self) -> bool:
+            return True
+
+    metrics = Metrics(db=db, pool=FakePool())
+    metrics.attach_slack(FakeSlack())
+    with db.session() as s:
+        event = EventProcessor(s).enqueue_event("demo", {})
+    metrics.on_claim(event, 0.01)
+    metrics.on_complete(event, 0.02)
+    metrics.on_retry(event, RuntimeError(), 0.02)
+    metrics.on_fail(event, RuntimeError(), 0.02, False)
+    metrics.on_lease_lost(event)
+    metrics.record_llm_error("APIError")
+    exposed = {s.name for f in text_string_to_metric_families(metrics.render().decode()) for s in f.samples}
+    rules = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy" / "prometheus-alerts.yml").read_text())
+    used = {m for rule in rules["groups"][0]["rules"] for m in re.findall(r"athenaeum_[a-z_]+", rule["expr"])}
+    assert used and used <= exposed, used - exposed
