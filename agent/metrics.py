@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
@@ -105,6 +112,7 @@ class Metrics(PoolObserver):
         self._slack: Any = None
         self._listening = False
         r.register(_ScrapeTimeCollector(self))
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, process_cpu_seconds_total, open fds
 
     # ----------------------------------------------------------------------------- wiring
     def attach_pool(self, pool: Any) -> None:
