@@ -19,12 +19,13 @@ if str(ROOT / "mcp") not in sys.path:
 from agent.commands import database as database_commands  # noqa: E402
 from agent.commands import queue as queue_commands  # noqa: E402
 from agent.commands import run as run_commands  # noqa: E402
+from agent.commands import slack as slack_commands  # noqa: E402
 from agent.commands.context import AppContext  # noqa: E402
 from agent.config import Config  # noqa: E402
 from agent.logging import configure_logging  # noqa: E402
 from database.errors import AthenaeumError  # noqa: E402
 
-COMMAND_MODULES = [run_commands, queue_commands, database_commands]
+COMMAND_MODULES = [run_commands, queue_commands, database_commands, slack_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -127,6 +127,11 @@ class Metrics(PoolObserver):
         """
         self._slack = source
 
+    @property
+    def slack_source(self) -> Any:
+        """The Slack ingestion handler given to :meth:`attach_slack`, or ``None``."""
+        return self._slack
+
     def listen(self) -> None:
         """Count what this process reports through :mod:`agent.observers` signals (enqueues, LLM, tools)."""
         if not self._listening:

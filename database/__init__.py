@@ -21,6 +21,14 @@ from database.errors import (
 )
 from database.models import EVENT_STATUSES, EVENTS_NOTIFY_CHANNEL, Base, Event
 from database.notify import NotificationListener
+from database.slack_models import (
+    SlackChannel,
+    SlackImportProgress,
+    SlackMessage,
+    SlackReaction,
+    SlackUser,
+    message_storage,
+)
 
 __all__ = [
     "EVENTS_NOTIFY_CHANNEL",
@@ -34,10 +42,16 @@ __all__ = [
     "EmbeddedPostgres",
     "Event",
     "NotificationListener",
+    "SlackChannel",
+    "SlackImportProgress",
+    "SlackMessage",
+    "SlackReaction",
+    "SlackUser",
     "create_tables",
     "get_default_connection",
     "get_session",
     "init_db",
     "is_disconnect",
+    "message_storage",
     "normalize_url",
 ]

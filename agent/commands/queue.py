@@ -11,6 +11,7 @@ from agent.commands.context import AppContext, print_json
 from agent.event_processor import EventProcessor
 from agent.queue_admin import get_event, list_events
 from database.models import EVENT_STATUSES
+from database.slack_models import message_storage
 
 
 def register(sub: Any) -> None:
@@ -61,6 +62,7 @@ def collect_status(ctx: AppContext) -> dict[str, Any]:
             .all()
         )
         report["workers_seen_last_hour"] = len({_pool_of(w["claimed_by"]) for w in workers})
+        report["message_storage"] = message_storage(session)
     return report
 
 
@@ -80,6 +82,7 @@ def cmd_status(ctx: AppContext, args: argparse.Namespace) -> int:
             )
             print(f"oldest due {'-' if age is None else f'{age:.1f}s'}")
             print(f"workers    {report['workers_seen_last_hour']} pool(s) claimed events in the last hour")
+            print(f"messages   stored on {report['message_storage']}")
     return 0 if report["database"]["healthy"] else 1
 
 
