@@ -175,7 +175,8 @@ class EventProcessor:
         key: str | None = None,
         run_after: datetime | None = None,
     ) -> EventSnapshot:
-        """Add an event, or return the existing one when ``key`` was seen before (nothing is inserted).
+        """Add an event, or return the existing one when ``key`` was seen before (nothing is inserted,
+        and the returned snapshot has ``duplicate=True``).
 
         Joins the caller's transaction; workers in this process are woken when it commits.
 
@@ -185,10 +186,10 @@ class EventProcessor:
         row = _uniform(self._validated_row(event_type, payload, key, run_after))
         result = self._run(_INSERT_ONE, **row).mappings().first()
         if result is None:  # duplicate key: report the event that already exists
-            result = self._run(_BY_KEY, dedupe_key=key).mappings().one()
-        else:
-            self._wake_after_commit()
-            notify_enqueued(event_type, 1)
+            existing = self._run(_BY_KEY, dedupe_key=key).mappings().one()
+            return EventSnapshot.from_row(existing, duplicate=True)
+        self._wake_after_commit()
+        notify_enqueued(event_type, 1)
         return EventSnapshot.from_row(result)
 
     def enqueue_events(self, events: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[int]:

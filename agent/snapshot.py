@@ -65,6 +65,8 @@ class EventSnapshot:
     visibility_timeout: datetime | None = None
     claimed_at: datetime | None = None
     error_message: str | None = None
+    #: Set by ``enqueue_event`` when the key was seen before and this call inserted nothing.
+    duplicate: bool = False
     lease_lost: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
     @property
@@ -73,9 +75,10 @@ class EventSnapshot:
         return self.retry_count + 1
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> EventSnapshot:
+    def from_row(cls, row: Mapping[str, Any], *, duplicate: bool = False) -> EventSnapshot:
         """Build a snapshot from a result row of the ``events`` table."""
         return cls(
+            duplicate=duplicate,
             id=row["id"],
             event_type=row["event_type"],
             payload=freeze(row["payload"]),

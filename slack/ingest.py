@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -188,10 +188,9 @@ class Ingester:
             raise
         stored = clean({k: v for k, v in payload.items() if k != "token"})  # the legacy verification token
         with self.db.session() as session:
-            started = session.execute(select(func.now())).scalar_one()
             queue = self.queue_factory(session)
             recorded = queue.enqueue_event(f"slack.{callback.event_type}", stored, key=callback.dedupe_key)
-            if getattr(recorded, "created_at", started) != started:  # inserted by an earlier transaction
+            if getattr(recorded, "duplicate", False):  # recorded by an earlier delivery
                 return IngestResult(callback.dedupe_key, callback.event_type, True, type(effect).__name__)
             apply_effect(session, effect, callback.team_id)
             question = self._question(session, callback, effect)

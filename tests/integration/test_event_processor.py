@@ -25,6 +25,7 @@ def test_a_duplicate_key_returns_the_existing_event_and_inserts_nothing(db: Data
         again = p.enqueue_event("slack.message", {"n": 2}, key="T1:Ev1")
         other = p.enqueue_event("slack.message", {"n": 3})
     assert again.id == first.id and again.payload == {"n": 1}
+    assert again.duplicate and not first.duplicate and not other.duplicate
     assert other.id != first.id
     with db.session() as s:
         assert s.execute(text("SELECT count(*) FROM events")).scalar() == 2
