@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: help setup setup-dev run chat test test-unit test-integration lint typecheck bench migrate db-start db-stop clean
+.PHONY: help setup setup-dev run chat test test-unit test-integration lint typecheck bench bench-compare profile chaos soak load load-python migrate db-start db-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -27,6 +27,10 @@ run: setup  ## set up, migrate the (embedded) database, and run the service
 	$(PY) athenaeum.py db upgrade
 	$(PY) athenaeum.py run
 
+chat: setup  ## set up, migrate the (embedded) database, and talk to the assistant in the terminal
+	$(PY) athenaeum.py db upgrade
+	$(PY) athenaeum.py chat
+
 test: setup-dev  ## set up and run the whole test suite
 	$(PY) -m pytest
 
@@ -46,6 +50,36 @@ typecheck: setup-dev  ## mypy over the packages
 bench: setup-dev  ## queue benchmarks (prints a table and the machine)
 	$(PY) scripts/bench_queue.py
 
+BENCH_VENV := .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+
+$(BENCH_VENV)/.bench: requirements.txt requirements-bench.txt
+	@test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV) || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -r requirements-bench.txt
+	@touch $@
+
+bench-compare: $(BENCH_VENV)/.bench  ## Athenaeum vs pgqueuer and procrastinate (own venv), writes docs/benchmarks.md
+	$(BENCH_PY) scripts/bench_compare.py --runs $(or $(RUNS),3) --write docs/benchmarks.md
+
+profile: $(BENCH_VENV)/.bench  ## py-spy over a c=4 drain of 20,000 no-op events: where the time goes
+	$(BENCH_PY) scripts/profile_drain.py --concurrency 4
+
+chaos: setup-dev  ## the fault suite of reliability.md (tests marked fault), invariants checked after each
+	$(PY) -m pytest -m fault -q
+
+soak: setup-dev  ## N minutes (MINUTES=10) of mixed load with faults, then an invariant report; not in CI
+	$(PY) scripts/soak.py --minutes $(or $(MINUTES),10)
+
+LOAD_HOST ?= http://127.0.0.1:3000
+load: $(BENCH_VENV)/.bench  ## headless locust against a running HTTP Events API endpoint (LOAD_HOST, LOAD_SIGNING_SECRET)
+	$(BENCH_VENV)/bin/locust -f tests/performance/locustfile.py --host $(LOAD_HOST) --headless \
+		-u $(or $(USERS),20) -r 5 -t $(or $(SECONDS),60)s --only-summary
+
+load-python: setup  ## the same load without locust; no URL= starts its own database and endpoint (RATE=, SECONDS=)
+	$(PY) tests/performance/slack_load.py $(if $(URL),--url $(URL) --secret "$(SECRET)",--serve) \
+		--rate $(or $(RATE),100) --seconds $(or $(SECONDS),20)
+
 migrate: setup  ## alembic upgrade head
 	$(PY) athenaeum.py db upgrade
 
@@ -55,5 +89,5 @@ db-start: setup  ## start the embedded PostgreSQL and print its URL
 db-stop: setup  ## stop the embedded PostgreSQL
 	$(PY) athenaeum.py db stop
 
-clean:  ## remove the virtualenv and caches (keeps .athenaeum data)
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+clean:  ## remove the virtualenvs and caches (keeps .athenaeum data)
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -16,6 +16,10 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT / "mcp") not in sys.path:
     sys.path.insert(1, str(ROOT / "mcp"))
 
+import docs_cli  # noqa: E402  (mcp/docs_cli.py)
+import mcp_cli  # noqa: E402  (mcp/mcp_cli.py)
+
+from agent.commands import chat as chat_commands  # noqa: E402
 from agent.commands import database as database_commands  # noqa: E402
 from agent.commands import queue as queue_commands  # noqa: E402
 from agent.commands import run as run_commands  # noqa: E402
@@ -25,7 +29,7 @@ from agent.config import Config  # noqa: E402
 from agent.logging import configure_logging  # noqa: E402
 from database.errors import AthenaeumError  # noqa: E402
 
-COMMAND_MODULES = [run_commands, queue_commands, database_commands, slack_commands]
+COMMAND_MODULES = [run_commands, chat_commands, queue_commands, database_commands, slack_commands, docs_cli, mcp_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -244,7 +244,79 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Anthropic API base URL (proxies, gateways and test servers)",
     ),
-    Setting("ANTHROPIC_MODEL", "anthropic_model", _text, "claude-sonnet-4-5", "the Claude model that answers"),
+    Setting(
+        "ANTHROPIC_MODEL",
+        "anthropic_model",
+        _text,
+        "claude-sonnet-5-5",
+        "the Claude model that answers (claude-sonnet-4-5 reaches end of life on 2026-11-30)",
+    ),
+    Setting(
+        "ANTHROPIC_MAX_TOKENS",
+        "anthropic_max_tokens",
+        _positive_int,
+        4096,
+        "the longest answer Claude may write per turn, in tokens",
+    ),
+    Setting(
+        "ANTHROPIC_TEMPERATURE",
+        "anthropic_temperature",
+        _non_negative_float,
+        None,
+        "sampling temperature; unset sends none (Sonnet 5 and later reject non-default values)",
+    ),
+    Setting(
+        "ANTHROPIC_MAX_RETRIES",
+        "anthropic_max_retries",
+        _non_negative_int,
+        2,
+        "retries of one Claude call (429/529/5xx/connection) before the event is retried by the queue",
+    ),
+    Setting(
+        "ANTHROPIC_TIMEOUT",
+        "anthropic_timeout",
+        _positive_float,
+        120.0,
+        "seconds one Claude call may take (the whole streamed answer)",
+    ),
+    Setting(
+        "AGENT_MAX_TURNS",
+        "agent_max_turns",
+        _positive_int,
+        8,
+        "Claude calls per question at most; at the limit it answers with what it has and says so",
+    ),
+    Setting(
+        "CONTEXT_TOKEN_BUDGET",
+        "context_token_budget",
+        _positive_int,
+        6000,
+        "tokens of thread history given to Claude (the newest messages that fit)",
+    ),
+    Setting(
+        "CONTEXT_MAX_MESSAGES", "context_max_messages", _positive_int, 50, "thread messages given to Claude at most"
+    ),
+    Setting(
+        "ASSISTANT_TIMEZONE",
+        "assistant_timezone",
+        _text,
+        "UTC",
+        "IANA time zone used for the local time in prompts (e.g. Europe/Berlin)",
+    ),
+    Setting(
+        "REPLY_STREAMING",
+        "reply_streaming",
+        _choice(("native", "update", "off")),
+        "native",
+        "native (chat.startStream), update (post, then throttled chat.update) or off (post the final answer)",
+    ),
+    Setting(
+        "REPLY_UPDATE_INTERVAL",
+        "reply_update_interval",
+        _non_negative_float,
+        1.0,
+        "seconds between streamed updates of a reply in Slack",
+    ),
     Setting("GITHUB_TOKEN", "github_token", _text, None, "GitHub token for the GitHub MCP server", secret=True),
     Setting(
         "GITHUB_API_URL",
@@ -270,6 +342,13 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "OpenAI key, used only when EMBEDDING_PROVIDER=openai",
         secret=True,
+    ),
+    Setting(
+        "OPENAI_BASE_URL",
+        "openai_base_url",
+        _url,
+        "https://api.openai.com/v1",
+        "OpenAI API base URL for embeddings (proxies, compatible gateways, test servers)",
     ),
     Setting(
         "MCP_CONFIG",
@@ -369,11 +448,22 @@ class Config:
     anthropic_api_key: str | None
     anthropic_base_url: str | None
     anthropic_model: str
+    anthropic_max_tokens: int
+    anthropic_temperature: float | None
+    anthropic_max_retries: int
+    anthropic_timeout: float
+    agent_max_turns: int
+    context_token_budget: int
+    context_max_messages: int
+    assistant_timezone: str
+    reply_streaming: str
+    reply_update_interval: float
     github_token: str | None
     github_api_url: str
     github_org: str | None
     embedding_provider: str
     openai_api_key: str | None
+    openai_base_url: str
     mcp_config: str
     prompts_dir: str | None
     log_level: str
@@ -388,6 +478,7 @@ class Config:
         if env_file is not None and Path(env_file).is_file():
             values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
         values.update(os.environ if environ is None else environ)
+        self._values = dict(values)
         self._errors: list[str] = []
         for setting in SETTINGS:
             raw = values.get(setting.env)
@@ -404,6 +495,11 @@ class Config:
                 else:
                     register_secret(value)
             setattr(self, setting.attr, value)
+
+    def variables(self) -> Mapping[str, str]:
+        """Every variable read at start-up (environment over ``.env``), for ``${NAME}`` in ``mcp_config.json``
+        and the environment of MCP servers we start. Contains secrets: never log it."""
+        return dict(self._values)
 
     def validate(self) -> None:
         """Raise one :class:`ConfigError` naming every invalid setting and how to fix it.

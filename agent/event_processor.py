@@ -19,7 +19,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, Integer, Text, bindparam, case, delete, func, literal, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    Integer,
+    Text,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -86,7 +100,16 @@ _INSERT = (
     .on_conflict_do_nothing(index_elements=[Event.dedupe_key])
 )
 _INSERT_ONE = _INSERT.returning(*_EVENT_COLUMNS)
-_INSERT_MANY = _INSERT.returning(Event.id, Event.event_type)
+# A batch travels as four parallel arrays: one statement and one round trip for 1 or 1,000 events, with
+# each payload serialised once (multi-row VALUES cost a bind per column per row). Rows are inserted in
+# the caller's order (WITH ORDINALITY), so ids come back in that order; server defaults fill the rest.
+_INSERT_ARRAYS = text(
+    "INSERT INTO events (event_type, payload, dedupe_key, run_after) "
+    "SELECT t.event_type, t.payload::jsonb, t.dedupe_key, coalesce(t.run_after, statement_timestamp()) "
+    "FROM unnest(CAST(:event_types AS text[]), CAST(:payloads AS text[]), CAST(:dedupe_keys AS text[]), "
+    "CAST(:run_afters AS timestamptz[])) WITH ORDINALITY AS t(event_type, payload, dedupe_key, run_after, n) "
+    "ORDER BY t.n ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, event_type"
+)
 _BY_KEY = select(*_EVENT_COLUMNS).where(Event.dedupe_key == bindparam("dedupe_key", type_=Text))
 
 
@@ -209,7 +232,13 @@ class EventProcessor:
             )
         if not rows:
             return []
-        inserted = self.session.execute(_INSERT_MANY, [_uniform(row) for row in rows]).all()
+        arrays = {
+            "event_types": [r["event_type"] for r in rows],
+            "payloads": [json.dumps(r["payload"]) for r in rows],
+            "dedupe_keys": [r.get("dedupe_key") for r in rows],
+            "run_afters": [r.get("run_after") for r in rows],
+        }
+        inserted = self._run(_INSERT_ARRAYS, **arrays).all()
         ids = [row[0] for row in inserted]
         if ids:
             self._wake_after_commit()

@@ -3,6 +3,7 @@
 Imports nothing else of Athenaeum's. Other packages use only the names exported here.
 """
 
+from database.assistant_models import REPLY_STATES, AgentRun, ChatMessage, ReplyLedger
 from database.connection import (
     DatabaseConnection,
     create_tables,
@@ -33,8 +34,11 @@ from database.slack_models import (
 __all__ = [
     "EVENTS_NOTIFY_CHANNEL",
     "EVENT_STATUSES",
+    "REPLY_STATES",
+    "AgentRun",
     "AthenaeumError",
     "Base",
+    "ChatMessage",
     "DatabaseConnection",
     "DatabaseError",
     "DatabaseUnavailableError",
@@ -42,6 +46,7 @@ __all__ = [
     "EmbeddedPostgres",
     "Event",
     "NotificationListener",
+    "ReplyLedger",
     "SlackChannel",
     "SlackImportProgress",
     "SlackMessage",

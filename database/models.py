@@ -115,3 +115,7 @@ NOTIFY_TRIGGER_SQL = (
 
 event.listen(Event.__table__, "after_create", DDL(NOTIFY_FUNCTION_SQL))
 event.listen(Event.__table__, "after_create", DDL(NOTIFY_TRIGGER_SQL))
+
+# Models kept in their own modules register on Base.metadata here, so Alembic sees every table.
+from database import docs_models as _docs_models  # noqa: E402, F401
+from database import slack_embedding_models as _slack_embedding_models  # noqa: E402, F401

@@ -51,7 +51,22 @@ def _guarded_connect_ex(self: socket.socket, address: object) -> int:
     return _real_connect_ex(self, address)  # type: ignore[arg-type]
 
 
+def _forbid_real_anthropic() -> None:
+    """Any Anthropic client a test builds must point at a local fake (tests/fakes/anthropic_server.py)."""
+    import anthropic
+
+    real_init = anthropic.Anthropic.__init__
+
+    def guarded(self: anthropic.Anthropic, *args: object, base_url: object = None, **kwargs: object) -> None:
+        if not str(base_url or "").startswith(("http://127.0.0.1", "http://localhost")):
+            raise RuntimeError(f"tests may not call the real Anthropic API (base_url={base_url!r}); use the fake")
+        real_init(self, *args, base_url=base_url, **kwargs)  # type: ignore[arg-type]
+
+    anthropic.Anthropic.__init__ = guarded  # type: ignore[method-assign]
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _forbid_real_anthropic()
     # pytest keeps the last three numbered temp dirs per user and deletes older ones, so two
     # checkouts testing at once delete each other's embedded servers. One temp root per checkout.
     import hashlib

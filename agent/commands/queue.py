@@ -10,6 +10,7 @@ from sqlalchemy import text
 from agent.commands.context import AppContext, print_json
 from agent.event_processor import EventProcessor
 from agent.queue_admin import get_event, list_events
+from agent.usage import usage_totals
 from database.models import EVENT_STATUSES
 from database.slack_models import message_storage
 
@@ -62,6 +63,7 @@ def collect_status(ctx: AppContext) -> dict[str, Any]:
             .all()
         )
         report["workers_seen_last_hour"] = len({_pool_of(w["claimed_by"]) for w in workers})
+        report["assistant"] = usage_totals(session)
         report["message_storage"] = message_storage(session)
     return report
 
@@ -82,6 +84,12 @@ def cmd_status(ctx: AppContext, args: argparse.Namespace) -> int:
             )
             print(f"oldest due {'-' if age is None else f'{age:.1f}s'}")
             print(f"workers    {report['workers_seen_last_hour']} pool(s) claimed events in the last hour")
+            u = report["assistant"]
+            print(
+                f"assistant  {u['runs']} run(s), {u['errors']} error(s), tokens in {u['input_tokens']} "
+                f"out {u['output_tokens']} cache-read {u['cache_read_tokens']}, {u['tool_calls']} tool call(s), "
+                f"~${u['cost_usd']:.4f}"
+            )
             print(f"messages   stored on {report['message_storage']}")
     return 0 if report["database"]["healthy"] else 1
 

@@ -14,12 +14,15 @@ from typing import Any
 
 import structlog
 
+from agent.assistant_setup import build_assistant, server_specs, slack_writer_from_config
 from agent.commands.context import AppContext
 from agent.errors import ConfigError
 from agent.event_processor import EventProcessor
 from agent.health_server import start_health_server
 from agent.metrics import Metrics
+from agent.questions import QUESTION_EVENT_TYPES
 from agent.snapshot import EventSnapshot
+from agent.tools import ToolHub
 from agent.tracing import configure_tracing, traced
 from agent.worker_pool import WorkerPool
 
@@ -62,6 +65,7 @@ def start_slack(
             f"Slack ingestion is off: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set",
             missing=", ".join(missing),
             fix="set SLACK_APP_TOKEN (xapp-...) and SLACK_BOT_TOKEN (xoxb-...) in the environment or .env",
+            meanwhile="`python athenaeum.py chat` talks to the assistant in the terminal",
         )
         return None
     from slack.client import SlackClient
@@ -127,11 +131,23 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
     configure_tracing(ctx.config.otel_exporter_otlp_endpoint, ctx.config.logfire_token)
     metrics = Metrics(db=ctx.db)
     metrics.listen()
+    tools = ToolHub(server_specs(ctx.config, ctx.database_url)).start()
+    writer, bot_user_id = slack_writer_from_config(ctx.config)
+    assistant = build_assistant(ctx.config, ctx.db, slack_writer=writer, tools=tools, bot_user_id=bot_user_id)
+    if assistant.llm is None:
+        _log.warning("ANTHROPIC_API_KEY is not set: questions are answered with search results only")
+
+    def process(event: EventSnapshot) -> None:
+        if event.event_type in QUESTION_EVENT_TYPES:
+            assistant(event)
+        else:
+            log_event(event)  # raw slack.* events: their effect is already in the store
+
     stop_slack = start_slack(ctx, getattr(args, "http", None), metrics=metrics)
     pool = WorkerPool(
         size=getattr(args, "workers", None) or ctx.config.worker_pool_size,
         db_connection=ctx.db,
-        process_func=traced(log_event),
+        process_func=traced(process),
         config=ctx.config,
         observer=metrics,
     )
@@ -149,6 +165,8 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
     except BaseException:
         if stop_slack is not None:
             stop_slack()
+        tools.close()
+        assistant.close()
         raise
     try:
         pool.run_forever()
@@ -158,6 +176,8 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
         metrics.close()
         if stop_slack is not None:
             stop_slack()  # the pool has drained; stop taking events (unacked ones are redelivered)
+        tools.close()
+        assistant.close()
     stuck = pool.get_stats()["in_flight"]
     if stuck:
         # Their leases are released and another worker may already run them; waiting for threads

@@ -61,9 +61,11 @@ def spawn(database_url: str) -> Iterator:
 
 def test_two_processes_claim_600_events_each_exactly_once(logs: DatabaseConnection, spawn) -> None:
     """Fault row 7: 2 processes x 4 threads start together on a full queue."""
+    # Both idle and listening first, then one bulk insert wakes both at once: a process that started
+    # earlier on a full queue could otherwise drain it alone on a loaded machine.
+    first, second = spawn("--size", "4"), spawn("--size", "4")
     with logs.session() as s:
         EventProcessor(s).enqueue_events([("test", {"i": i}) for i in range(600)])
-    first, second = spawn("--size", "4"), spawn("--size", "4")
     wait_for(lambda: status_counts(logs).get("completed") == 600, timeout=120, what="600 completed")
     assert scalar(logs, "SELECT count(*) FROM processed_log") == 600
     assert scalar(logs, "SELECT count(DISTINCT event_id) FROM processed_log") == 600

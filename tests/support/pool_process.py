@@ -2,7 +2,8 @@
 
 Each processed event is recorded in ``processed_log`` (created by the test) with this process's pid,
 in the job itself, so a test can prove exactly-once processing across processes and crashes.
-Payload ``{"block": true}`` makes a job wait forever (to be SIGKILLed or drained).
+Payload ``{"block": true}`` makes a job wait forever (to be SIGKILLed or drained); ``{"fail_attempts": n}``
+fails its first ``n`` attempts (then succeeds); ``{"permanent": true}`` fails at once with a PermanentError.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 
 from sqlalchemy import text
 
-from agent import EventSnapshot, WorkerPool
+from agent import EventSnapshot, PermanentError, WorkerPool
 from agent.logging import configure_logging
 from database import DatabaseConnection
 
@@ -25,6 +26,7 @@ def main() -> int:
     parser.add_argument("--reaper", type=float, default=0.5)
     parser.add_argument("--poll", type=float, default=0.5)
     parser.add_argument("--grace", type=float, default=5.0)
+    parser.add_argument("--retry-base", type=float, default=None, help="retry base delay (default: the config's)")
     parser.add_argument("--no-listen", action="store_true")
     args = parser.parse_args()
     configure_logging("WARNING", "json")
@@ -34,6 +36,10 @@ def main() -> int:
     pid = os.getpid()
 
     def process(event: EventSnapshot) -> None:
+        if event.payload.get("permanent"):
+            raise PermanentError("scripted permanent failure")
+        if event.payload.get("fail_attempts", 0) >= event.attempt:
+            raise RuntimeError(f"scripted failure on attempt {event.attempt}")
         if event.payload.get("block"):
             with db.session() as s:
                 s.execute(text("INSERT INTO started_log (event_id, pid) VALUES (:e, :p)"), {"e": event.id, "p": pid})
@@ -52,6 +58,7 @@ def main() -> int:
         reaper_interval=args.reaper,
         poll_interval=args.poll,
         stop_grace_period=args.grace,
+        retry_base_delay=args.retry_base,
         listen=not args.no_listen,
     )
     pool.start()

