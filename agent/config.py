@@ -379,6 +379,21 @@ SETTINGS: tuple[Setting, ...] = (
         "token that enables admin actions (retry) in the dashboard",
         secret=True,
     ),
+    Setting(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "otel_exporter_otlp_endpoint",
+        _url,
+        None,
+        "OTLP/HTTP traces endpoint; set it (with opentelemetry-sdk installed) to export a span per event",
+    ),
+    Setting(
+        "LOGFIRE_TOKEN",
+        "logfire_token",
+        _text,
+        None,
+        "Logfire write token; set it (with logfire installed) to send traces to Logfire",
+        secret=True,
+    ),
 )
 
 
@@ -455,6 +470,8 @@ class Config:
     log_format: str
     health_port: int
     admin_token: str | None
+    otel_exporter_otlp_endpoint: str | None
+    logfire_token: str | None
 
     def __init__(self, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> None:
         values: dict[str, str] = {}

@@ -14,6 +14,7 @@ Every write that depends on owning a lease matches ``lease_token`` (the fencing 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,7 @@ from agent import wakeup
 from agent.backoff import retry_delay_seconds
 from agent.config import QueueSettings
 from agent.errors import LeaseLostError, PermanentError
+from agent.observers import notify_enqueued
 from agent.redaction import redact
 from agent.snapshot import EventSnapshot
 from database.models import EVENT_STATUSES, Event
@@ -106,7 +108,7 @@ _INSERT_ARRAYS = text(
     "SELECT t.event_type, t.payload::jsonb, t.dedupe_key, coalesce(t.run_after, statement_timestamp()) "
     "FROM unnest(CAST(:event_types AS text[]), CAST(:payloads AS text[]), CAST(:dedupe_keys AS text[]), "
     "CAST(:run_afters AS timestamptz[])) WITH ORDINALITY AS t(event_type, payload, dedupe_key, run_after, n) "
-    "ORDER BY t.n ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
+    "ORDER BY t.n ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, event_type"
 )
 _BY_KEY = select(*_EVENT_COLUMNS).where(Event.dedupe_key == bindparam("dedupe_key", type_=Text))
 
@@ -210,6 +212,7 @@ class EventProcessor:
             existing = self._run(_BY_KEY, dedupe_key=key).mappings().one()
             return EventSnapshot.from_row(existing, duplicate=True)
         self._wake_after_commit()
+        notify_enqueued(event_type, 1)
         return EventSnapshot.from_row(result)
 
     def enqueue_events(self, events: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[int]:
@@ -235,9 +238,12 @@ class EventProcessor:
             "dedupe_keys": [r.get("dedupe_key") for r in rows],
             "run_afters": [r.get("run_after") for r in rows],
         }
-        ids = [r for (r,) in self._run(_INSERT_ARRAYS, **arrays).all()]
+        inserted = self._run(_INSERT_ARRAYS, **arrays).all()
+        ids = [row[0] for row in inserted]
         if ids:
             self._wake_after_commit()
+            for event_type, count in Counter(row[1] for row in inserted).items():
+                notify_enqueued(event_type, count)
         return ids
 
     # ----------------------------------------------------------------------------- consuming

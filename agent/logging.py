@@ -10,12 +10,72 @@ import structlog
 
 from agent.redaction import redact
 
+#: Payload keys that carry the Slack channel, in the order they are tried (Events API and our own events).
+_CHANNEL_PATHS: tuple[tuple[str, ...], ...] = (
+    ("channel",),
+    ("channel_id",),
+    ("event", "channel"),
+    ("event", "item", "channel"),
+    ("message", "channel"),
+)
+_REDACT_MAX_DEPTH = 6
+# Keys ProcessorFormatter adds for records from the standard library: objects it needs back intact.
+_STRUCTLOG_META = frozenset({"_record", "_from_structlog"})
+
+
+def event_log_context(event: Any, worker: str | None = None) -> dict[str, Any]:
+    """The context bound to every log line written while ``event`` is processed.
+
+    Args:
+        event: an :class:`~agent.snapshot.EventSnapshot` (anything with ``id``, ``event_type``,
+            ``attempt`` and ``payload``).
+        worker: the pool or worker name.
+
+    Returns:
+        ``event_id``, ``event_type``, ``attempt``, ``worker`` and, when the payload names one, ``channel``.
+    """
+    context: dict[str, Any] = {"event_id": event.id, "event_type": event.event_type, "attempt": event.attempt}
+    if worker is not None:
+        context["worker"] = worker
+    channel = _find_channel(getattr(event, "payload", None))
+    if channel is not None:
+        context["channel"] = channel
+    return context
+
+
+def _find_channel(payload: Any) -> str | None:
+    for path in _CHANNEL_PATHS:
+        value: Any = payload
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, dict) and isinstance(value.get("id"), str):  # {"channel": {"id": ...}}
+            return str(value["id"])
+    return None
+
+
+def _redact_value(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if depth >= _REDACT_MAX_DEPTH:
+        return value if isinstance(value, int | float | bool | type(None)) else redact(repr(value))
+    if isinstance(value, dict):
+        return {k: _redact_value(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact_value(v, depth + 1) for v in value]
+    if isinstance(value, int | float | bool | type(None)):
+        return value
+    # Anything else is rendered with str()/repr() by the renderer: redact that text now.
+    return redact(str(value))
+
 
 def _redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    # The last net: whatever a log call was handed, no token of a known shape leaves the process.
+    # The last net: whatever a log call was handed (nested structures and objects included), no
+    # token of a known shape and no configured secret leaves the process.
     for key, value in event_dict.items():
-        if isinstance(value, str):
-            event_dict[key] = redact(value)
+        if key not in _STRUCTLOG_META:
+            event_dict[key] = _redact_value(value)
     return event_dict
 
 

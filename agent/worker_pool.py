@@ -37,6 +37,8 @@ from agent import wakeup
 from agent.config import QueueSettings
 from agent.errors import LeaseLostError, PermanentError
 from agent.event_processor import EventProcessor, describe_error
+from agent.logging import event_log_context
+from agent.observers import PoolObserver, call_observer, pickup_latency_seconds
 from agent.snapshot import EventSnapshot
 from database import DatabaseConnection, NotificationListener
 
@@ -70,6 +72,8 @@ class WorkerPool:
             keyword arguments win over it.
         name: identifies this pool in ``claimed_by`` (default ``host:pid:pool-N``).
         listen: use LISTEN/NOTIFY for cross-process wake-ups (default True).
+        observer: an optional :class:`~agent.observers.PoolObserver` told of claims, completions,
+            retries, failures and reclaims (metrics use it); its errors never reach the queue.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class WorkerPool:
         config: Any = None,
         name: str | None = None,
         listen: bool = True,
+        observer: PoolObserver | None = None,
     ) -> None:
         if size < 1:
             raise ValueError(f"size must be at least 1, got {size!r}")
@@ -105,6 +110,7 @@ class WorkerPool:
         self.stop_grace_period = float(_pick(stop_grace_period, base.stop_grace_period))
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:pool-{next(_pool_numbers)}"
         self.listen = listen
+        self.observer = observer
         self._gather_target = max(1, size // 2)
 
         self._autocommit_engine = db_connection.engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -350,6 +356,8 @@ class WorkerPool:
         with self._stats_lock:
             self._stats["total_events_claimed"] += len(events)
         for event in events:
+            call_observer(self.observer, "on_claim", event, pickup_latency_seconds(event))
+        for event in events:
             try:
                 future = self._executor.submit(self._run_one, event)
             except RuntimeError:  # executor shut down under us: give the event back
@@ -367,9 +375,7 @@ class WorkerPool:
             self._slots.notify_all()
 
     def _run_one(self, event: EventSnapshot) -> None:
-        structlog.contextvars.bind_contextvars(
-            event_id=event.id, event_type=event.event_type, attempt=event.attempt, worker=self.name
-        )
+        structlog.contextvars.bind_contextvars(**event_log_context(event, worker=self.name))
         started = time.perf_counter()
         error: BaseException | None = None
         try:
@@ -380,8 +386,10 @@ class WorkerPool:
         try:
             if event.lease_lost.is_set():
                 _log.warning("job finished after its lease was lost; result discarded", duration_ms=duration_ms)
+                call_observer(self.observer, "on_lease_lost", event)
             elif error is None:
                 self._completions.put(event)
+                call_observer(self.observer, "on_complete", event, duration_ms / 1000)
                 _log.info("event processed", outcome="completed", duration_ms=duration_ms)
             else:
                 self._record_failure(event, error, duration_ms)
@@ -414,6 +422,7 @@ class WorkerPool:
         permanent = isinstance(error, PermanentError)
         if status == "failed":
             self._count("total_events_failed")
+            call_observer(self.observer, "on_fail", event, error, duration_ms / 1000, permanent)
             _log.error(
                 "event failed",
                 outcome="failed",
@@ -423,6 +432,7 @@ class WorkerPool:
             )
         else:
             self._count("total_events_retried")
+            call_observer(self.observer, "on_retry", event, error, duration_ms / 1000)
             _log.warning("event will be retried", outcome="retry", duration_ms=duration_ms, error=describe_error(error))
 
     def _completion_loop(self) -> None:
@@ -517,6 +527,7 @@ class WorkerPool:
         if count:
             with self._stats_lock:
                 self._stats["reclaimed"] += count
+            call_observer(self.observer, "on_reclaim", count)
             _log.warning("reclaimed events whose lease expired", count=count)
 
     def _release(self, events: list[EventSnapshot]) -> int:

@@ -18,9 +18,12 @@ from agent.assistant_setup import build_assistant, server_specs, slack_writer_fr
 from agent.commands.context import AppContext
 from agent.errors import ConfigError
 from agent.event_processor import EventProcessor
+from agent.health_server import start_health_server
+from agent.metrics import Metrics
 from agent.questions import QUESTION_EVENT_TYPES
 from agent.snapshot import EventSnapshot
 from agent.tools import ToolHub
+from agent.tracing import configure_tracing, traced
 from agent.worker_pool import WorkerPool
 
 _log = structlog.get_logger("athenaeum.run")
@@ -56,9 +59,11 @@ def log_event(event: EventSnapshot) -> None:
     _log.info("event received", event_id=event.id, event_type=event.event_type)
 
 
-def start_slack(ctx: AppContext, http_port: int | None = None) -> Callable[[], None] | None:
+def start_slack(
+    ctx: AppContext, http_port: int | None = None, metrics: Metrics | None = None
+) -> Callable[[], None] | None:
     """Start Slack ingestion (Socket Mode, or HTTP Events API on ``http_port``) and the daily directory sync
-    when Slack is configured; returns a stopper.
+    when Slack is configured; returns a stopper. ``metrics`` reports the Socket Mode handler's counters.
 
     Says clearly which variables are missing otherwise (and runs without Slack).
     """
@@ -87,6 +92,8 @@ def start_slack(ctx: AppContext, http_port: int | None = None) -> Callable[[], N
         queue_factory=lambda session: EventProcessor(session, worker_id="slack-socket", config=config),
         allowed_channels=config.allowed_channels,
     )
+    if metrics is not None:
+        metrics.attach_slack(socket)
     stop_sync = threading.Event()
     start_sync_loop(
         ctx.db,
@@ -131,6 +138,9 @@ def _start_http(ctx: AppContext, port: int) -> Callable[[], None]:
 
 def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
     ctx.require_current_schema()
+    configure_tracing(ctx.config.otel_exporter_otlp_endpoint, ctx.config.logfire_token)
+    metrics = Metrics(db=ctx.db)
+    metrics.listen()
     tools = ToolHub(server_specs(ctx.config, ctx.database_url)).start()
     writer, bot_user_id = slack_writer_from_config(ctx.config)
     assistant = build_assistant(ctx.config, ctx.db, slack_writer=writer, tools=tools, bot_user_id=bot_user_id)
@@ -147,16 +157,37 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
         else:
             log_event(event)  # raw slack.* events: their effect is already in the store
 
-    stop_slack = start_slack(ctx, getattr(args, "http", None))
+    stop_slack = start_slack(ctx, getattr(args, "http", None), metrics=metrics)
     pool = WorkerPool(
         size=getattr(args, "workers", None) or ctx.config.worker_pool_size,
         db_connection=ctx.db,
-        process_func=process,
+        process_func=traced(process),
         config=ctx.config,
+        observer=metrics,
     )
+    metrics.attach_pool(pool)
+    slack = metrics.slack_source
+    try:
+        health = start_health_server(
+            ctx.config.health_port,
+            ctx.db,
+            pool,
+            metrics,
+            admin_token=ctx.config.admin_token,
+            slack_connected=getattr(slack, "is_connected", None),
+        )
+    except BaseException:
+        if stop_slack is not None:
+            stop_slack()
+        tools.close()
+        assistant.close()
+        raise
     try:
         pool.run_forever()
     finally:
+        if health is not None:
+            health.stop()
+        metrics.close()
         if stop_slack is not None:
             stop_slack()  # the pool has drained; stop taking events (unacked ones are redelivered)
         tools.close()
