@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: help setup setup-dev run chat test test-unit test-integration lint typecheck bench bench-compare profile chaos soak load load-python migrate db-start db-stop clean
+.PHONY: help setup setup-dev browser run chat test test-unit test-integration lint typecheck bench bench-compare profile chaos soak load load-python migrate db-start db-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,7 +31,13 @@ chat: setup  ## set up, migrate the (embedded) database, and talk to the assista
 	$(PY) athenaeum.py db upgrade
 	$(PY) athenaeum.py chat
 
-test: setup-dev  ## set up and run the whole test suite
+browser:  ## Debian's chromium + chromedriver for the dashboard's browser test (never a downloaded browser)
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium chromium-driver; \
+	fi
+
+test: setup-dev browser  ## set up and run the whole test suite
 	$(PY) -m pytest
 
 test-unit: setup-dev  ## unit tests only (no database)
