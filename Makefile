@@ -27,8 +27,9 @@ run: setup  ## set up, migrate the (embedded) database, and run the service
 	$(PY) athenaeum.py db upgrade
 	$(PY) athenaeum.py run
 
-chat: setup  ## set up, migrate the (embedded) database, and talk to the assistant in the terminal
+chat: setup  ## set up, migrate, index the project's docs as a starter corpus (once), talk to the assistant
 	$(PY) athenaeum.py db upgrade
+	$(PY) athenaeum.py docs ingest docs --source athenaeum
 	$(PY) athenaeum.py chat
 
 browser:  ## Debian's chromium + chromedriver for the dashboard's browser test (never a downloaded browser)
