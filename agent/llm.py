@@ -27,6 +27,7 @@ from typing import Any
 import anthropic
 import structlog
 
+from agent import observers
 from agent.errors import PermanentError
 from database.errors import AthenaeumError
 
@@ -253,11 +254,11 @@ class ClaudeClient:
                         on_text(event.delta.text)
                 message = stream.get_final_message()
         except anthropic.APIStatusError as exc:
-            raise _convert_status_error(exc) from exc
+            raise _signalled(_convert_status_error(exc)) from exc
         except anthropic.APIConnectionError as exc:
-            raise LLMRetryableError(f"could not reach the Claude API: {type(exc).__name__}") from exc
+            raise _signalled(LLMRetryableError(f"could not reach the Claude API: {type(exc).__name__}")) from exc
         except anthropic.AnthropicError as exc:
-            raise LLMRetryableError(f"Claude API error: {type(exc).__name__}") from exc
+            raise _signalled(LLMRetryableError(f"Claude API error: {type(exc).__name__}")) from exc
         usage = Usage(
             input_tokens=message.usage.input_tokens or 0,
             output_tokens=message.usage.output_tokens or 0,
@@ -273,6 +274,14 @@ class ClaudeClient:
             for block in message.content
             if block.type == "tool_use"
         ]
+        observers.emit(
+            "llm_usage",
+            model=self.settings.model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_creation_tokens,
+        )
         return TurnResult(content=content, text=text, tool_uses=tool_uses, stop_reason=message.stop_reason, usage=usage)
 
     def _wait_seconds(self, exc: LLMRetryableError, attempt: int) -> float:
@@ -308,6 +317,12 @@ def _retry_after(exc: anthropic.APIStatusError) -> float | None:
         except ValueError:
             continue
     return None
+
+
+def _signalled(error: LLMError) -> LLMError:
+    """Report an error's class to the metrics (``llm_errors_total``) on its way out of the seam."""
+    observers.emit("llm_error", error_class=type(error).__name__)
+    return error
 
 
 def _convert_status_error(exc: anthropic.APIStatusError) -> LLMError:

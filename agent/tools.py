@@ -25,6 +25,7 @@ import anyio
 import anyio.from_thread
 import structlog
 
+from agent import observers
 from agent.audience import Audience, filter_tool_result
 from database.errors import AthenaeumError
 
@@ -175,9 +176,11 @@ class ToolHub:
             result = self._portal.call(self._call_tool, server, real_name, arguments, meta)
         except BaseException as exc:
             _log.warning("tool call failed", tool=name, reason=_describe(exc))
+            observers.emit("tool_call", server=server.spec.name, tool=real_name, ok=False)
             return ToolResult(
                 f"The tool {name!r} failed: {_describe(exc)}. Try other arguments or another tool.", is_error=True
             )
+        observers.emit("tool_call", server=server.spec.name, tool=real_name, ok=not result.is_error)
         text = _result_text(result)
         if audience is not None and not result.is_error:
             text = filter_tool_result(text, audience)

@@ -123,6 +123,9 @@ class WorkerPool:
         self._slots = threading.Condition()
         self._in_flight = 0
         self._running: dict[int, EventSnapshot] = {}
+        # Finished jobs whose completion the completer has not written yet: still heartbeated (a stalled
+        # completer must not let their leases lapse and the jobs run again), never released at stop.
+        self._completing: dict[int, EventSnapshot] = {}
         self._running_lock = threading.Lock()
         self._futures: set[Future[None]] = set()
         self._completions: queue.Queue[EventSnapshot | None] = queue.Queue()
@@ -388,6 +391,8 @@ class WorkerPool:
                 _log.warning("job finished after its lease was lost; result discarded", duration_ms=duration_ms)
                 call_observer(self.observer, "on_lease_lost", event)
             elif error is None:
+                with self._running_lock:
+                    self._completing[event.id] = event
                 self._completions.put(event)
                 call_observer(self.observer, "on_complete", event, duration_ms / 1000)
                 _log.info("event processed", outcome="completed", duration_ms=duration_ms)
@@ -473,10 +478,16 @@ class WorkerPool:
             except Exception as exc:
                 if time.monotonic() > deadline:
                     _log.error("could not record completions; their leases have expired", count=len(batch))
+                    with self._running_lock:
+                        for event in batch:
+                            self._completing.pop(event.id, None)
                     return
                 next_delay = self._db_error("complete", exc, delay)
                 time.sleep(delay)
                 delay = next_delay
+        with self._running_lock:
+            for event in batch:
+                self._completing.pop(event.id, None)
         lost = [e for e in batch if e.id not in done]
         with self._stats_lock:
             self._stats["total_events_processed"] += len(done)
@@ -504,7 +515,7 @@ class WorkerPool:
 
     def _heartbeat(self) -> None:
         with self._running_lock:
-            running = [e for e in self._running.values() if not e.lease_lost.is_set()]
+            running = [e for e in (*self._running.values(), *self._completing.values()) if not e.lease_lost.is_set()]
         if not running:
             return
         try:

@@ -251,3 +251,22 @@ def test_database_connection_refused_then_back(db, pools, database_url) -> None:
     enqueue(db, {"n": 2})
     wait_for(lambda: completed(db) == 2, timeout=30, what="pickup after the outage")
     assert pool.health_check()
+
+
+def test_a_stalled_completer_does_not_let_finished_jobs_lapse(db, pools) -> None:
+    """Finished jobs waiting for their completion to be written are still heartbeated."""
+    pool = WorkerPool(1, db, lambda e: None, visibility_timeout=1.0, heartbeat_interval=0.2, **FAST)
+    gate = threading.Event()
+    original = pool._flush_completions
+
+    def stalled(batch):  # the database is slow to take completions for a while (3 leases long)
+        gate.wait(3.0)
+        original(batch)
+
+    pool._flush_completions = stalled  # type: ignore[method-assign]
+    pool.start()
+    pools.append(pool)
+    enqueue(db, {"n": 1})
+    wait_for(lambda: completed(db) == 1, timeout=30, what="completion written after the stall")
+    assert scalar(db, "SELECT attempts FROM events") == 1  # never reclaimed, never run twice
+    assert pool.get_stats()["reclaimed"] == 0 and pool.get_stats()["lost_leases"] == 0

@@ -173,3 +173,29 @@ def test_cost_estimate_uses_the_price_table() -> None:
     usage = Usage(input_tokens=1_000_000, output_tokens=100_000, cache_creation_tokens=0, cache_read_tokens=1_000_000)
     assert usage.cost_usd("claude-sonnet-5-5") == Decimal("3.200000")
     assert usage.cost_usd("unknown-model") == Decimal(0)
+
+
+def test_usage_and_errors_are_signalled_to_the_metrics(fake: FakeAnthropic) -> None:
+    from agent import observers
+
+    seen: list[tuple[str, dict[str, object]]] = []
+
+    def on_usage(**fields: object) -> None:
+        seen.append(("llm_usage", fields))
+
+    def on_error(**fields: object) -> None:
+        seen.append(("llm_error", fields))
+
+    observers.subscribe("llm_usage", on_usage)
+    observers.subscribe("llm_error", on_error)
+    try:
+        fake.script(text("fine"), http_error("invalid_request_error", message="prompt is too long"))
+        ask(client(fake, []))
+        with pytest.raises(LLMPermanentError):
+            ask(client(fake, []))
+    finally:
+        observers.unsubscribe("llm_usage", on_usage)
+        observers.unsubscribe("llm_error", on_error)
+    assert seen[0][0] == "llm_usage" and seen[0][1]["model"] == "claude-sonnet-5-5"
+    assert int(seen[0][1]["output_tokens"]) > 0  # type: ignore[call-overload]
+    assert seen[1] == ("llm_error", {"error_class": "LLMPermanentError"})

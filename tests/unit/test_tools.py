@@ -80,3 +80,21 @@ def test_tool_failures_and_unknown_tools_become_error_results(hub: ToolHub) -> N
     assert failed.is_error and "boom" in failed.text
     unknown = hub.call("nope", {}, PUBLIC)
     assert unknown.is_error and "Unknown tool" in unknown.text
+
+
+def test_tool_calls_are_signalled_by_server_for_the_metrics(hub: ToolHub) -> None:
+    from agent import observers
+
+    calls: list[dict[str, object]] = []
+
+    def listener(**fields: object) -> None:
+        calls.append(fields)
+
+    observers.subscribe("tool_call", listener)
+    try:
+        hub.call("search_docs", {"query": "lease"}, PUBLIC)
+        hub.call("explode", {"reason": "boom"}, PUBLIC)
+    finally:
+        observers.unsubscribe("tool_call", listener)
+    assert [(c["tool"], c["ok"]) for c in calls] == [("search_docs", True), ("explode", False)]
+    assert all(isinstance(c["server"], str) and c["server"] for c in calls)
