@@ -156,19 +156,8 @@ def build_assistant(
         if slack_writer is None:
             _log.warning("a Slack question arrived but Slack is not configured; the answer is not posted")
             return NullSink()
-        return SlackReplySink(
-            slack_writer,
-            db,
-            request_key=question.request_key,
-            event_id=question.event_id,
-            channel_id=question.channel_id,
-            thread_ts=question.reply_thread_ts or "",
-            question_ts=question.ts,
-            user_id=question.user_id,
-            team_id=question.team_id,
-            mode=config.reply_streaming,
-            update_interval=config.reply_update_interval,
-            assistant_thread=question.channel_type == "im",
+        return SlackReplySink.for_question(
+            slack_writer, db, question, mode=config.reply_streaming, update_interval=config.reply_update_interval
         )
 
     settings = AgentSettings(

@@ -19,6 +19,7 @@ import structlog
 
 from agent import texts
 from agent.mrkdwn import MESSAGE_LIMIT_CHARS, markdown_to_mrkdwn, split_message
+from agent.questions import Question
 from agent.replies import LedgerEntry, ReplyError, ReplyOutcomeUnknown, ledger_begin, ledger_update
 from database import DatabaseConnection
 from slack.client import SlackClient
@@ -146,6 +147,32 @@ class SlackReplySink:
         self.delivered = ""
         self._last_push = float("-inf")
         self.entry: LedgerEntry | None = None
+
+    @classmethod
+    def for_question(
+        cls,
+        writer: SlackWriter,
+        db: DatabaseConnection,
+        question: Question,
+        *,
+        mode: str = "native",
+        update_interval: float = 1.0,
+    ) -> SlackReplySink:
+        """The sink that answers ``question`` in its thread (the one mapping from a question to a reply)."""
+        return cls(
+            writer,
+            db,
+            request_key=question.request_key,
+            event_id=question.event_id,
+            channel_id=question.channel_id,
+            thread_ts=question.reply_thread_ts or "",
+            question_ts=question.ts,
+            user_id=question.user_id,
+            team_id=question.team_id,
+            mode=mode,
+            update_interval=update_interval,
+            assistant_thread=question.channel_type == "im",
+        )
 
     # ------------------------------------------------------------------ ReplySink
     def open(self) -> bool:

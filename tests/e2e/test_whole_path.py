@@ -37,19 +37,7 @@ def world(db: DatabaseConnection) -> Iterator[tuple[FakeSlack, FakeAnthropic, Wo
         writer = SlackWriter(slack.bot_token, slack.api_url, post_interval=0.0)
 
         def sinks(q: Question) -> SlackReplySink:
-            return SlackReplySink(
-                writer,
-                db,
-                request_key=q.request_key,
-                event_id=q.event_id,
-                channel_id=q.channel_id,
-                thread_ts=q.reply_thread_ts or "",
-                question_ts=q.ts,
-                user_id=q.user_id,
-                team_id=q.team_id,
-                mode="native",
-                update_interval=0.0,
-            )
+            return SlackReplySink.for_question(writer, db, q, update_interval=0.0)
 
         assistant = Assistant(
             db,

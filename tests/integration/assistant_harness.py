@@ -67,20 +67,7 @@ class Harness:
         )
 
         def sinks(q: Question) -> SlackReplySink:
-            sink = SlackReplySink(
-                writer,
-                self.db,
-                request_key=q.request_key,
-                event_id=q.event_id,
-                channel_id=q.channel_id,
-                thread_ts=q.reply_thread_ts or "",
-                question_ts=q.ts,
-                user_id=q.user_id,
-                team_id=q.team_id,
-                mode=self.mode,
-                update_interval=0.0,
-                assistant_thread=q.channel_type == "im",
-            )
+            sink = SlackReplySink.for_question(writer, self.db, q, mode=self.mode, update_interval=0.0)
             self.sinks.append(sink)
             return sink
 
