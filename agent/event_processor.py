@@ -130,6 +130,12 @@ _HEARTBEAT = (
     .values(visibility_timeout=_now() + _interval_seconds("lease_seconds"))
     .returning(Event.id, Event.visibility_timeout)
 )
+_RELEASE = (
+    update(Event)
+    .where(_OWNED)
+    .values(status="pending", run_after=_now(), visibility_timeout=None, lease_token=None, claimed_by=None)
+    .returning(Event.id)
+)
 _COMPLETE = (
     update(Event)
     .where(_OWNED)
@@ -340,14 +346,8 @@ class EventProcessor:
                 run_after=_now() + _seconds(delay),
             )
         values["attempt_log"] = Event.attempt_log.op("||")(_log_entry(**entry))
-        stmt = (
-            update(Event)
-            .where(self._owned([event]))
-            .values(**values)
-            .returning(Event.status)
-            .execution_options(synchronize_session=False)
-        )
-        row = self.session.execute(stmt).first()
+        stmt = update(Event).where(_OWNED).values(**values).returning(Event.status)
+        row = self._run(stmt, **_pairs([event])).first()
         self.session.commit()
         if row is None:
             raise LeaseLostError(f"lease on event {event.id} was lost before the failure was recorded")
@@ -358,20 +358,7 @@ class EventProcessor:
 
         Returns whether the lease was still held.
         """
-        stmt = (
-            update(Event)
-            .where(self._owned([event]))
-            .values(
-                status="pending",
-                run_after=_now(),
-                visibility_timeout=None,
-                lease_token=None,
-                claimed_by=None,
-            )
-            .returning(Event.id)
-            .execution_options(synchronize_session=False)
-        )
-        row = self.session.execute(stmt).first()
+        row = self._run(_RELEASE, **_pairs([event])).first()
         self.session.commit()
         return row is not None
 
@@ -498,11 +485,6 @@ class EventProcessor:
         # Core execution on the session's connection: these statements return rows, not objects,
         # and the ORM's bulk-update bookkeeping per call would cost more than the query.
         return self.session.connection().execute(statement, params)
-
-    @staticmethod
-    def _owned(events: Sequence[EventSnapshot]) -> Any:
-        pairs = [(e.id, e.lease_token) for e in events]
-        return (tuple_(Event.id, Event.lease_token).in_(pairs)) & (Event.status == "processing")
 
     @staticmethod
     def _validated_row(
