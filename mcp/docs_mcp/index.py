@@ -24,7 +24,8 @@ from docs_mcp.chunking import Chunk, chunk_document
 from docs_mcp.crawl import CrawlReport
 from docs_mcp.documents import Document
 
-EMBED_BATCH_CHUNKS = 64
+#: Chunks embedded (and committed) together: enough that sorting them by length leaves little padding.
+EMBED_BATCH_CHUNKS = 256
 TS_CONFIG = "english"
 
 #: Called after each page with (pages done, chunks written so far).

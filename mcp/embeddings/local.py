@@ -9,6 +9,7 @@ loudly instead of silently producing different vectors.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,11 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
 #: sentence-transformers' max_seq_length for this model: longer inputs are truncated.
 MAX_TOKENS = 256
-DEFAULT_BATCH_SIZE = 32
+#: The model's own limit (position embeddings); more is refused.
+MODEL_MAX_TOKENS = 512
+#: Texts per forward pass. Batches are cut from texts sorted by token count, so small batches waste little
+#: padding; 16 was the fastest of 8/16/32/64 on the PostgreSQL manual (2 cores).
+DEFAULT_BATCH_SIZE = 16
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 TOKENIZER_PATH = Path(__file__).resolve().parent / "data" / "all-MiniLM-L6-v2.tokenizer.json"
@@ -71,7 +76,8 @@ class LocalMiniLMProvider:
         model_sha256: the digest ``model_path`` must have.
         tokenizer_sha256: the digest ``tokenizer_path`` must have.
         batch_size: texts per forward pass.
-        threads: onnxruntime intra-op threads (``None``: onnxruntime's default, all cores).
+        threads: onnxruntime intra-op threads (``None``: one per core).
+        max_tokens: word pieces read per text; the rest is cut off (cost grows a little faster than linearly).
 
     Raises:
         ModelChecksumError: a file is missing or does not match its digest (checked here, at load).
@@ -89,45 +95,65 @@ class LocalMiniLMProvider:
         tokenizer_sha256: str = TOKENIZER_SHA256,
         batch_size: int = DEFAULT_BATCH_SIZE,
         threads: int | None = None,
+        max_tokens: int = MAX_TOKENS,
     ) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
+
+        if not 8 <= max_tokens <= MODEL_MAX_TOKENS:
+            raise EmbeddingError(f"max_tokens must be between 8 and {MODEL_MAX_TOKENS}, not {max_tokens}")
+        if batch_size < 1:
+            raise EmbeddingError(f"batch_size must be at least 1, not {batch_size}")
 
         model_path = Path(model_path) if model_path is not None else default_model_path()
         tokenizer_path = Path(tokenizer_path) if tokenizer_path is not None else TOKENIZER_PATH
         verify(model_path, model_sha256)
         verify(tokenizer_path, tokenizer_sha256)
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
-        self._tokenizer.enable_truncation(max_length=MAX_TOKENS)
-        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        # The shipped tokenizer.json pads every text to 128 pieces; padding is done per batch below instead.
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length=max_tokens)
+        self.max_tokens = max_tokens
         options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        # One operator at a time, each spread over all cores, with every graph fusion: the fastest of the
+        # combinations measured on this model (see docs/benchmarks.md).
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         self._session = onnxruntime.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._batch_size = batch_size
-        # The tokenizer's padding/truncation state is shared; onnxruntime sessions are thread-safe.
+        # The tokenizer's truncation state is shared; onnxruntime sessions are thread-safe.
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """Embed ``texts``; batches are formed from texts of similar length to waste less padding."""
+        """Embed ``texts``, in order.
+
+        Every text is tokenised once; batches are cut from the texts sorted by token count and padded only to
+        their longest member, so almost no work is spent on padding.
+        """
         if not texts:
             return []
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with self._lock:
+            encodings = self._tokenizer.encode_batch([t if t.strip() else " " for t in texts])
+        pieces = [e.ids for e in encodings]
+        order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
         vectors: list[list[float] | None] = [None] * len(texts)
         for batch_indexes in batched(order, self._batch_size):
-            batch = [texts[i] for i in batch_indexes]
+            batch = [pieces[i] for i in batch_indexes]
             for index, vector in zip(batch_indexes, self._embed_batch(batch), strict=True):
                 vectors[index] = vector
         return [v for v in vectors if v is not None]
 
-    def _embed_batch(self, texts: Sequence[str]) -> list[list[float]]:
-        with self._lock:
-            encodings = self._tokenizer.encode_batch([t if t.strip() else " " for t in texts])
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    def _embed_batch(self, pieces: Sequence[list[int]]) -> list[list[float]]:
+        width = max(len(p) for p in pieces)
+        ids = np.zeros((len(pieces), width), dtype=np.int64)  # 0 is [PAD]
+        mask = np.zeros((len(pieces), width), dtype=np.int64)
+        for row, piece in enumerate(pieces):
+            ids[row, : len(piece)] = piece
+            mask[row, : len(piece)] = 1
         types = np.zeros_like(ids)
         try:
             (hidden,) = self._session.run(
