@@ -4,7 +4,9 @@ A source records the embedding model and dimension its vectors were made with, s
 another model is refused instead of returning nonsense. Vectors live in one column per supported
 dimension (384: all-MiniLM-L6-v2, 1536: text-embedding-3-small) because an HNSW index needs a fixed
 dimension; each has a cosine HNSW index. ``tsv`` is written at insert (title and heading weighted above
-body text) and has a GIN index.
+body text) and has a GIN index without a pending list (``fastupdate = off``: a pending list is scanned linearly
+by every search until a vacuum merges it). ``DocsTerm`` and ``DocsSource.chunk_count`` are the term statistics
+of the keyword search (document frequency per lexeme), rewritten at the end of every ingest.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class DocsSource(Base):
     location: Mapped[str] = mapped_column(Text, nullable=False)
     embedding_model: Mapped[str] = mapped_column(Text, nullable=False)
     embedding_dimensions: Mapped[int] = mapped_column(Integer, nullable=False)
+    chunk_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
@@ -77,7 +80,7 @@ class DocsChunk(Base):
     __table_args__ = (
         UniqueConstraint("page_id", "ordinal"),
         Index("ix_docs_chunks_source_id", "source_id"),
-        Index("ix_docs_chunks_tsv", "tsv", postgresql_using="gin"),
+        Index("ix_docs_chunks_tsv", "tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
         Index(
             "ix_docs_chunks_embedding_384",
             "embedding_384",
@@ -91,6 +94,18 @@ class DocsChunk(Base):
             postgresql_ops={"embedding_1536": "vector_cosine_ops"},
         ),
     )
+
+
+class DocsTerm(Base):
+    """How many chunks of a source contain a lexeme (its document frequency, for IDF weights)."""
+
+    __tablename__ = "docs_terms"
+
+    source_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("docs_sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    lexeme: Mapped[str] = mapped_column(Text, primary_key=True)
+    df: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
 # ``create_tables()`` (quick starts without Alembic) needs pgvector before the first vector column.

