@@ -41,7 +41,10 @@ def _embedding_worker(ctx: AppContext) -> Callable[[Any], None]:
 
     config = ctx.config
     provider = build_provider(
-        config.embedding_provider, openai_api_key=config.openai_api_key, openai_base_url=config.openai_base_url
+        config.embedding_provider,
+        openai_api_key=config.openai_api_key,
+        openai_base_url=config.openai_base_url,
+        max_tokens=config.embedding_max_tokens,
     )
     return make_processor(ctx.db, provider)
 

@@ -66,6 +66,13 @@ def _non_negative_float(value: str) -> float:
     return number
 
 
+def _embedding_tokens(value: str) -> int:
+    number = int(value)
+    if not 8 <= number <= 512:
+        raise ValueError("must be a number of word pieces between 8 and 512 (the model reads at most 512)")
+    return number
+
+
 def _port(value: str) -> int:
     number = int(value)
     if not 0 <= number <= 65535:
@@ -336,6 +343,13 @@ SETTINGS: tuple[Setting, ...] = (
         "local (all-MiniLM-L6-v2, offline) or openai (text-embedding-3-small)",
     ),
     Setting(
+        "EMBEDDING_MAX_TOKENS",
+        "embedding_max_tokens",
+        _embedding_tokens,
+        256,
+        "word pieces the local model reads per chunk (8-512; fewer is faster, the rest of a chunk is cut off)",
+    ),
+    Setting(
         "OPENAI_API_KEY",
         "openai_api_key",
         _text,
@@ -462,6 +476,7 @@ class Config:
     github_api_url: str
     github_org: str | None
     embedding_provider: str
+    embedding_max_tokens: int
     openai_api_key: str | None
     openai_base_url: str
     mcp_config: str

@@ -50,7 +50,10 @@ def provider_from(ctx: Any) -> EmbeddingProvider:
     """The configured embedding provider."""
     config = ctx.config
     return build_provider(
-        config.embedding_provider, openai_api_key=config.openai_api_key, openai_base_url=config.openai_base_url
+        config.embedding_provider,
+        openai_api_key=config.openai_api_key,
+        openai_base_url=config.openai_base_url,
+        max_tokens=config.embedding_max_tokens,
     )
 
 

@@ -52,7 +52,10 @@ def build_server(name: str, ctx: Any, args: argparse.Namespace) -> Any:
 
     ctx.require_current_schema()
     provider = build_provider(
-        config.embedding_provider, openai_api_key=config.openai_api_key, openai_base_url=config.openai_base_url
+        config.embedding_provider,
+        openai_api_key=config.openai_api_key,
+        openai_base_url=config.openai_base_url,
+        max_tokens=config.embedding_max_tokens,
     )
     if name == "docs":
         from docs_mcp.server import build_server as build_docs
@@ -85,7 +88,10 @@ def cmd_embed_messages(ctx: Any, args: argparse.Namespace) -> int:
     ctx.require_current_schema()
     config = ctx.config
     provider = build_provider(
-        config.embedding_provider, openai_api_key=config.openai_api_key, openai_base_url=config.openai_base_url
+        config.embedding_provider,
+        openai_api_key=config.openai_api_key,
+        openai_base_url=config.openai_base_url,
+        max_tokens=config.embedding_max_tokens,
     )
     total = embed_missing_messages(ctx.db, provider, batch_size=args.batch, limit=args.limit)
     print(f"embedded {total} message(s)")

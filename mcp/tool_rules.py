@@ -132,8 +132,13 @@ def tool_session(db: DatabaseConnection, timeout_ms: int = STATEMENT_TIMEOUT_MS)
     """A read-only session with a statement timeout; database failures become actionable tool errors."""
     try:
         with db.session() as session:
-            session.execute(text("SET TRANSACTION READ ONLY"))
-            session.execute(text("SELECT set_config('statement_timeout', :t, true)"), {"t": str(timeout_ms)})
+            # One round trip for both (SET TRANSACTION READ ONLY would be a second one).
+            session.execute(
+                text(
+                    "SELECT set_config('transaction_read_only', 'on', true), set_config('statement_timeout', :t, true)"
+                ),
+                {"t": str(timeout_ms)},
+            )
             yield session
     except ToolError:
         raise

@@ -65,7 +65,10 @@ def main() -> int:
     config = Config()
     ctx = AppContext(config)
     provider = build_provider(
-        config.embedding_provider, openai_api_key=config.openai_api_key, openai_base_url=config.openai_base_url
+        config.embedding_provider,
+        openai_api_key=config.openai_api_key,
+        openai_base_url=config.openai_base_url,
+        max_tokens=config.embedding_max_tokens,
     )
     if args.ingest:
         folder = Path(args.ingest)

@@ -7,7 +7,7 @@ import threading
 from embeddings.base import EmbeddingError, EmbeddingProvider
 
 _local_lock = threading.Lock()
-_local: EmbeddingProvider | None = None
+_local: dict[int, EmbeddingProvider] = {}
 
 
 def build_provider(
@@ -15,22 +15,24 @@ def build_provider(
     *,
     openai_api_key: str | None = None,
     openai_base_url: str | None = None,
+    max_tokens: int | None = None,
 ) -> EmbeddingProvider:
     """The provider ``name`` (``local`` or ``openai``).
 
-    The local model is loaded once per process and shared (it is thread-safe and takes ~100 MB).
+    The local model is loaded once per process (per ``max_tokens``) and shared: it is thread-safe and takes
+    ~100 MB. ``max_tokens`` (word pieces read per text, default 256) applies to the local model only.
 
     Raises:
         EmbeddingError: an unknown name, or ``openai`` without a key.
     """
-    global _local
     if name == "local":
-        with _local_lock:
-            if _local is None:
-                from embeddings.local import LocalMiniLMProvider
+        from embeddings.local import MAX_TOKENS, LocalMiniLMProvider
 
-                _local = LocalMiniLMProvider()
-            return _local
+        tokens = max_tokens or MAX_TOKENS
+        with _local_lock:
+            if tokens not in _local:
+                _local[tokens] = LocalMiniLMProvider(max_tokens=tokens)
+            return _local[tokens]
     if name == "openai":
         if not openai_api_key:
             raise EmbeddingError("EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY to be set")

@@ -42,6 +42,14 @@ def test_values_are_parsed_into_types() -> None:
     assert config.log_level == "DEBUG"
 
 
+def test_embedding_max_tokens_defaults_to_256_and_is_bounded() -> None:
+    assert Config(environ={}, env_file=None).embedding_max_tokens == 256
+    assert Config(environ={"EMBEDDING_MAX_TOKENS": "128"}, env_file=None).embedding_max_tokens == 128
+    config = Config(environ={"EMBEDDING_MAX_TOKENS": "1024"}, env_file=None)
+    with pytest.raises(ConfigError, match=r"EMBEDDING_MAX_TOKENS.*between 8 and 512"):
+        config.validate()
+
+
 def test_validate_lists_every_bad_value_with_its_fix() -> None:
     config = Config(
         environ={

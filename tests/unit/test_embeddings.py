@@ -74,3 +74,27 @@ def test_openai_provider_errors_name_the_fix() -> None:
         build_provider("openai", openai_api_key=None)
     with pytest.raises(EmbeddingError, match="unknown EMBEDDING_PROVIDER"):
         build_provider("bert")
+
+
+def test_max_tokens_cuts_long_texts_only_and_is_validated(local: LocalMiniLMProvider) -> None:
+    short = LocalMiniLMProvider(max_tokens=16)
+    head = "VACUUM reclaims storage occupied by dead tuples"
+    long_text = head + " and then goes on about completely unrelated matters such as cats, weather and trains" * 5
+    longer = long_text + " with even more words at the very end that sixteen pieces never reach"
+    cut_a, cut_b, whole = short.embed([long_text, longer]), short.embed([longer])[0], local.embed([long_text])[0]
+    assert np.allclose(cut_a[0], cut_a[1], atol=1e-5) and np.allclose(cut_a[1], cut_b, atol=1e-5)
+    assert float(np.dot(cut_a[0], whole)) < 0.99  # the default reads the whole text
+    assert np.allclose(short.embed([head])[0], local.embed([head])[0], atol=1e-5)  # a short text is unchanged
+    assert short.max_tokens == 16 and local.max_tokens == 256
+    for bad in (4, 513):
+        with pytest.raises(EmbeddingError, match="max_tokens"):
+            LocalMiniLMProvider(max_tokens=bad)
+    assert build_provider("local", max_tokens=16) is build_provider("local", max_tokens=16)
+    assert build_provider("local", max_tokens=16) is not build_provider("local")
+
+
+def test_mixed_lengths_come_back_in_input_order(local: LocalMiniLMProvider) -> None:
+    texts = ["word " * n for n in (300, 1, 40, 7, 120, 2, 0)]
+    together = local.embed(texts)
+    one_by_one = [local.embed([t])[0] for t in texts]
+    assert np.allclose(np.array(together), np.array(one_by_one), atol=1e-5)

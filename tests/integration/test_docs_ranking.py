@@ -1,0 +1,107 @@
+"""The docs keyword arm on real PostgreSQL: term statistics kept by ingest, and what the two-stage ranking finds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docs_mcp.search as search_module
+import pytest
+from docs_mcp.crawl import CrawlReport, list_folder, read_folder
+from docs_mcp.index import DocsIndexer, IngestStats
+from docs_mcp.search import search_docs
+from embeddings import build_provider
+from sqlalchemy import text
+
+from database import DatabaseConnection
+
+# Many pages full of the manual's common words, and two that say something rare: one in its title, one in passing.
+COMMON = "A table has rows and columns. A query reads rows from a table; an index helps the query find rows."
+DOCS = {f"common{i:02d}.md": f"# Tables part {i}\n\n{COMMON}\n\n## More\n\n{COMMON} Row {i}.\n" for i in range(12)}
+DOCS["tablespaces.md"] = "# Tablespaces\n\nA tablespace is a directory where a table's files live.\n"
+DOCS["storage.md"] = "# Storage\n\nRows of a table are stored in pages; the files may sit in another tablespace.\n"
+
+
+def ingest(db: DatabaseConnection, folder: Path, source: str = "manual") -> IngestStats:
+    report = CrawlReport()
+    indexer = DocsIndexer(db, build_provider("local"), source, str(folder))
+    return indexer.ingest(read_folder(folder, list_folder(folder), "https://docs.test/", report), report)
+
+
+def write(folder: Path, docs: dict[str, str]) -> None:
+    folder.mkdir(exist_ok=True)
+    for name, content in docs.items():
+        (folder / name).write_text(content)
+
+
+def recorded_and_actual(db: DatabaseConnection) -> tuple[dict[str, int], dict[str, int], int, int]:
+    with db.session() as session:
+        recorded = dict(session.execute(text("SELECT lexeme, df FROM docs_terms")).all())
+        actual = dict(session.execute(text("SELECT word, ndoc FROM ts_stat('SELECT tsv FROM docs_chunks')")).all())
+        count = session.execute(text("SELECT chunk_count FROM docs_sources")).scalar_one()
+        chunks = session.execute(text("SELECT count(*) FROM docs_chunks")).scalar_one()
+    return recorded, actual, count, chunks
+
+
+def test_term_statistics_follow_every_ingest_and_repair_an_interrupted_one(
+    db: DatabaseConnection, tmp_path: Path
+) -> None:
+    folder = tmp_path / "d"
+    write(folder, DOCS)
+    ingest(db, folder)
+    recorded, actual, count, chunks = recorded_and_actual(db)
+    assert recorded == actual and recorded["tablespac"] == 2 and count == chunks == 26
+
+    (folder / "tablespaces.md").unlink()
+    (folder / "storage.md").write_text("# Storage\n\nRows live in pages.\n")
+    ingest(db, folder)
+    recorded, actual, count, chunks = recorded_and_actual(db)
+    assert recorded == actual and "tablespac" not in recorded and count == chunks == 25
+
+    # An ingest that died after committing chunks left the statistics behind; the next one, with nothing to
+    # do, sees the count disagree and rewrites them.
+    with db.session() as session:
+        session.execute(
+            text(
+                "INSERT INTO docs_chunks (page_id, source_id, ordinal, heading, text, tsv) "
+                "SELECT page_id, source_id, 99, heading, 'zeppelin', to_tsvector('english', 'zeppelin') "
+                "FROM docs_chunks LIMIT 1"
+            )
+        )
+    again = ingest(db, folder)
+    recorded, actual, count, chunks = recorded_and_actual(db)
+    assert again.pages_unchanged == 13 and recorded == actual and recorded["zeppelin"] == 1 and count == chunks == 26
+
+
+def test_keyword_ranking_puts_rare_words_first_and_title_matches_above_body(
+    db: DatabaseConnection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "d", DOCS)
+    ingest(db, tmp_path / "d")
+    provider = build_provider("local")
+    question = "which table rows live in a tablespace"
+    with db.session() as session:
+        ranked = search_docs(session, provider, question, limit=3, mode="fulltext")
+        # Even when the candidate budget is smaller than the rarest word's postings, that word still brings
+        # its chunks in; the common words only rank them.
+        monkeypatch.setattr(search_module, "KEYWORD_POSTINGS", 1)
+        monkeypatch.setattr(search_module, "KEYWORD_PREFILTER", 1)
+        narrow = search_docs(session, provider, question, limit=3, mode="fulltext")
+        hybrid = search_docs(session, provider, question, limit=3)
+    assert [hit.url.rsplit("/", 1)[1] for hit in ranked[:2]] == ["tablespaces.md", "storage.md"]
+    assert ranked[0].score > ranked[1].score > ranked[2].score > 0
+    assert [hit.url.rsplit("/", 1)[1] for hit in narrow] == ["tablespaces.md"]
+    assert hybrid[0].url.endswith("tablespaces.md")
+
+
+def test_a_source_filter_still_fills_the_pool_from_a_shared_vector_index(
+    db: DatabaseConnection, tmp_path: Path
+) -> None:
+    write(tmp_path / "d", DOCS)
+    ingest(db, tmp_path / "d", "first")
+    ingest(db, tmp_path / "d", "second")
+    provider = build_provider("local")
+    with db.session() as session:
+        hits = search_docs(session, provider, "where do a table's files live", source="second", limit=10)
+        both = search_docs(session, provider, "where do a table's files live", limit=28, mode="vector")
+    assert len(hits) == 10 and {hit.source for hit in hits} == {"second"}
+    assert {hit.source for hit in both} == {"first", "second"} and len(both) == 28
