@@ -346,7 +346,7 @@ SETTINGS: tuple[Setting, ...] = (
         "EMBEDDING_MAX_TOKENS",
         "embedding_max_tokens",
         _embedding_tokens,
-        256,
+        128,
         "word pieces the local model reads per chunk (8-512; fewer is faster, the rest of a chunk is cut off)",
     ),
     Setting(

@@ -20,7 +20,7 @@ def build_provider(
     """The provider ``name`` (``local`` or ``openai``).
 
     The local model is loaded once per process (per ``max_tokens``) and shared: it is thread-safe and takes
-    ~100 MB. ``max_tokens`` (word pieces read per text, default 256) applies to the local model only.
+    ~100 MB. ``max_tokens`` (word pieces read per text, default 128) applies to the local model only.
 
     Raises:
         EmbeddingError: an unknown name, or ``openai`` without a key.

@@ -42,9 +42,9 @@ def test_values_are_parsed_into_types() -> None:
     assert config.log_level == "DEBUG"
 
 
-def test_embedding_max_tokens_defaults_to_256_and_is_bounded() -> None:
-    assert Config(environ={}, env_file=None).embedding_max_tokens == 256
-    assert Config(environ={"EMBEDDING_MAX_TOKENS": "128"}, env_file=None).embedding_max_tokens == 128
+def test_embedding_max_tokens_defaults_to_128_and_is_bounded() -> None:
+    assert Config(environ={}, env_file=None).embedding_max_tokens == 128
+    assert Config(environ={"EMBEDDING_MAX_TOKENS": "256"}, env_file=None).embedding_max_tokens == 256
     config = Config(environ={"EMBEDDING_MAX_TOKENS": "1024"}, env_file=None)
     with pytest.raises(ConfigError, match=r"EMBEDDING_MAX_TOKENS.*between 8 and 512"):
         config.validate()

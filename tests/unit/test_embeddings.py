@@ -85,7 +85,7 @@ def test_max_tokens_cuts_long_texts_only_and_is_validated(local: LocalMiniLMProv
     assert np.allclose(cut_a[0], cut_a[1], atol=1e-5) and np.allclose(cut_a[1], cut_b, atol=1e-5)
     assert float(np.dot(cut_a[0], whole)) < 0.99  # the default reads the whole text
     assert np.allclose(short.embed([head])[0], local.embed([head])[0], atol=1e-5)  # a short text is unchanged
-    assert short.max_tokens == 16 and local.max_tokens == 256
+    assert short.max_tokens == 16 and local.max_tokens == 128
     for bad in (4, 513):
         with pytest.raises(EmbeddingError, match="max_tokens"):
             LocalMiniLMProvider(max_tokens=bad)
