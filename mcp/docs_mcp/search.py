@@ -40,7 +40,7 @@ MAX_QUERY_TERMS = 32
 #: lexeme always). Common lexemes still count in the ranking of the candidates.
 KEYWORD_POSTINGS = 4000
 #: Keyword candidates ranked with ts_rank_cd (each costs one read of the chunk's tsvector per query lexeme).
-KEYWORD_PREFILTER = 150
+KEYWORD_PREFILTER = 100
 #: pgvector's default hnsw.ef_search; set per query only when the pool is larger.
 HNSW_DEFAULT_EF_SEARCH = 40
 
