@@ -24,6 +24,7 @@ from sqlalchemy import (
     Float,
     Integer,
     Text,
+    any_,
     bindparam,
     case,
     delete,
@@ -46,6 +47,7 @@ from agent.errors import LeaseLostError, PermanentError
 from agent.observers import notify_enqueued
 from agent.redaction import redact
 from agent.snapshot import EventSnapshot
+from database.driver_sql import DriverStatement
 from database.models import EVENT_STATUSES, Event
 
 ERROR_MESSAGE_MAX_CHARS = 4000
@@ -54,6 +56,8 @@ RECLAIM_BATCH = 1000
 _now = func.statement_timestamp  # the time of this statement, not of a transaction begun earlier
 
 _EVENT_COLUMNS = [c for c in Event.__table__.c]
+# What a snapshot reads: a claim does not ship the attempt history (it grows with every retry) back.
+_SNAPSHOT_COLUMNS = [c for c in Event.__table__.c if c.name not in ("attempt_log", "processed_at")]
 
 
 def _seconds(value: float) -> Any:
@@ -86,7 +90,7 @@ _CLAIM = (
         lease_token=func.nextval("events_lease_token_seq"),
         attempts=Event.attempts + 1,
     )
-    .returning(*_EVENT_COLUMNS)
+    .returning(*_SNAPSHOT_COLUMNS)
 )
 # One INSERT shape for every enqueue: a NULL key never conflicts, a NULL run_after means now.
 _INSERT = (
@@ -123,7 +127,13 @@ _PAIRS = (
     .table_valued("id", "token")
     .render_derived()
 )
-_OWNED = tuple_(Event.id, Event.lease_token).in_(select(_PAIRS.c.id, _PAIRS.c.token)) & (Event.status == "processing")
+# ``id = ANY(ids)`` is redundant with the pair test but gives the planner a primary-key lookup to start
+# from; without it PostgreSQL may scan every 'processing' row and test each against the pairs.
+_OWNED = (
+    (Event.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    & tuple_(Event.id, Event.lease_token).in_(select(_PAIRS.c.id, _PAIRS.c.token))
+    & (Event.status == "processing")
+)
 _HEARTBEAT = (
     update(Event)
     .where(_OWNED)
@@ -142,6 +152,11 @@ _COMPLETE = (
     .values(status="completed", processed_at=_now(), visibility_timeout=None)
     .returning(Event.id)
 )
+
+# The three statements a busy pool runs per cycle skip SQLAlchemy's execute path (database/driver_sql.py).
+_CLAIM_FAST = DriverStatement(_CLAIM)
+_COMPLETE_FAST = DriverStatement(_COMPLETE)
+_HEARTBEAT_FAST = DriverStatement(_HEARTBEAT)
 
 
 def _pairs(events: Sequence[EventSnapshot]) -> dict[str, list[int | None]]:
@@ -260,13 +275,11 @@ class EventProcessor:
 
     def claim_events(self, limit: int) -> list[EventSnapshot]:
         """Claim up to ``limit`` due events in one statement, each with its own lease and token."""
-        rows = (
-            self._run(_CLAIM, limit=limit, worker_id=self.worker_id, lease_seconds=self.visibility_timeout)
-            .mappings()
-            .all()
+        names, rows = _CLAIM_FAST.fetchall(
+            self.session.connection(), limit=limit, worker_id=self.worker_id, lease_seconds=self.visibility_timeout
         )
         self.session.commit()
-        snapshots = [EventSnapshot.from_row(r) for r in rows]
+        snapshots = [EventSnapshot.from_row(dict(zip(names, row, strict=True))) for row in rows]
         snapshots.sort(key=lambda e: (e.run_after, e.id))
         return snapshots
 
@@ -285,7 +298,9 @@ class EventProcessor:
         """Extend several leases in one statement; returns ``{id: new expiry}`` for those still held."""
         if not events:
             return {}
-        rows = self._run(_HEARTBEAT, lease_seconds=self.visibility_timeout, **_pairs(events)).all()
+        _, rows = _HEARTBEAT_FAST.fetchall(
+            self.session.connection(), lease_seconds=self.visibility_timeout, **_pairs(events)
+        )
         self.session.commit()
         return {row[0]: row[1] for row in rows}
 
@@ -302,7 +317,8 @@ class EventProcessor:
         """Complete several claimed events in one statement; returns the ids whose lease still held."""
         if not events:
             return set()
-        done = {row[0] for row in self._run(_COMPLETE, **_pairs(events)).all()}
+        _, rows = _COMPLETE_FAST.fetchall(self.session.connection(), **_pairs(events))
+        done = {row[0] for row in rows}
         self.session.commit()
         return done
 
