@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 
 class DriverStatement:
@@ -37,6 +38,7 @@ class DriverStatement:
         if compiled is None:
             with self._lock:
                 result = self.statement.compile(dialect=dialect)
+                assert isinstance(result, SQLCompiler)
                 # Literal values inside the statement (status names, constants) become bind
                 # parameters with fixed values: those are the defaults every execution sends.
                 defaults = {name: bind.value for name, bind in result.binds.items() if bind.callable is None}
@@ -54,8 +56,10 @@ class DriverStatement:
         try:
             cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
             cursor.execute(sql, arguments)
-            rows = cursor.fetchall() if cursor.description is not None else []
-            names = [d[0] for d in cursor.description] if cursor.description is not None else []
+            if cursor.description is None:
+                return [], []
+            names: list[str] = [d[0] for d in cursor.description]
+            rows: list[tuple[Any, ...]] = list(cursor.fetchall())
             return names, rows
         except connection.dialect.loaded_dbapi.Error as error:
             disconnected = connection.dialect.is_disconnect(error, dbapi_connection, cursor)
