@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
+from sqlalchemy.event import listen as event_listen  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
 
 from agent import EventProcessor, EventSnapshot, WorkerPool  # noqa: E402
@@ -223,9 +224,13 @@ def produce(db: DatabaseConnection, n: int, rate: float) -> dict[int, float]:
         delay = next_at - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
+        commit_time: list[float] = []
         with db.session() as s:
+            # The commit's time is taken by the first after_commit listener, before the queue's own hooks
+            # (which, in process, may already hand the event to a worker inside commit()).
+            event_listen(s, "after_commit", lambda _s, times=commit_time: times.append(time.time()))
             event = EventProcessor(s).enqueue_event("bench.pickup", {"i": i})
-        committed[event.id] = time.time()
+        committed[event.id] = commit_time[0]
         next_at += interval
     return committed
 
