@@ -93,14 +93,14 @@ _CLAIM = (
     .returning(*_SNAPSHOT_COLUMNS)
 )
 # One INSERT shape for every enqueue: a NULL key never conflicts, a NULL run_after means now.
+_NEW_EVENT = {
+    "event_type": bindparam("event_type", type_=Text),
+    "payload": bindparam("payload", type_=JSONB),
+    "dedupe_key": bindparam("dedupe_key", type_=Text),
+}
 _INSERT = (
     pg_insert(Event)
-    .values(
-        event_type=bindparam("event_type", type_=Text),
-        payload=bindparam("payload", type_=JSONB),
-        dedupe_key=bindparam("dedupe_key", type_=Text),
-        run_after=func.coalesce(bindparam("run_after", type_=Event.run_after.type), _now()),
-    )
+    .values(**_NEW_EVENT, run_after=func.coalesce(bindparam("run_after", type_=Event.run_after.type), _now()))
     .on_conflict_do_nothing(index_elements=[Event.dedupe_key])
 )
 _INSERT_ONE = _INSERT.returning(*_EVENT_COLUMNS)
@@ -109,9 +109,7 @@ _INSERT_ONE = _INSERT.returning(*_EVENT_COLUMNS)
 _INSERT_CLAIMED = (
     pg_insert(Event)
     .values(
-        event_type=bindparam("event_type", type_=Text),
-        payload=bindparam("payload", type_=JSONB),
-        dedupe_key=bindparam("dedupe_key", type_=Text),
+        **_NEW_EVENT,
         run_after=_now(),
         status="processing",
         claimed_by=bindparam("worker_id", type_=Text),

@@ -7,9 +7,7 @@ claim round trip; a rollback, a duplicate key, a full pool or a savepoint take t
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import text
 
 from agent import EventProcessor, EventSnapshot, WorkerPool, wakeup
@@ -18,14 +16,6 @@ from database import DatabaseConnection
 from tests.support.waiting import assert_queue_invariants, scalar, wait_for
 
 SLOW_POLL = {"poll_interval": 30.0, "reaper_interval": 30.0, "stop_grace_period": 5.0}
-
-
-@pytest.fixture
-def pools() -> Iterator[list[WorkerPool]]:
-    started: list[WorkerPool] = []
-    yield started
-    for pool in started:
-        pool.stop(timeout=2)
 
 
 def start(pools: list[WorkerPool], db: DatabaseConnection, work, size: int = 2) -> WorkerPool:
