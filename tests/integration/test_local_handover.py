@@ -7,7 +7,9 @@ claim round trip; a rollback, a duplicate key, a full pool or a savepoint take t
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import text
 
 from agent import EventProcessor, EventSnapshot, WorkerPool, wakeup
@@ -160,3 +162,19 @@ def test_a_savepoint_released_after_the_enqueue_does_not_hand_over_early(db, poo
         assert pool.get_stats()["total_events_claimed"] == 0
     wait_for(lambda: [e.id for e in ran] == [event.id])
     wait_for(lambda: scalar(db, "SELECT status FROM events WHERE id = :i", i=event.id) == "completed")
+
+
+@pytest.mark.parametrize("path", ["hand-over", "wake-up"])
+def test_a_savepoint_rolled_back_after_the_enqueue_keeps_it(db, pools, path) -> None:
+    """Rolling back a later savepoint leaves the earlier enqueue in the transaction: it must still run."""
+    ran: list[EventSnapshot] = []
+    start(pools, db, ran.append)
+    # An explicit run_after takes the ordinary path: inserted pending, a wake-up after commit.
+    run_after = None if path == "hand-over" else datetime.now(UTC)
+    with db.session() as s:
+        event = EventProcessor(s).enqueue_event("t", {}, run_after=run_after)
+        assert event.status == ("processing" if path == "hand-over" else "pending")
+        savepoint = s.begin_nested()
+        s.execute(text("SELECT 1"))
+        savepoint.rollback()
+    wait_for(lambda: [e.id for e in ran] == [event.id])
