@@ -189,6 +189,7 @@ class Ingester:
         queue_factory: builds the queue over a session, e.g. ``lambda s: EventProcessor(s, "slack-socket")``.
         bot: the assistant's identity (``SlackClient.auth_test()``).
         allowed_channels: channel ids the assistant answers in; empty means everywhere.
+        clock: the current time (tests pass a fixed one); decides which minute's embedding job to schedule.
     """
 
     def __init__(
@@ -197,8 +198,10 @@ class Ingester:
         queue_factory: QueueFactory,
         bot: BotIdentity,
         allowed_channels: Iterable[str] = (),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.db = db
+        self.clock = clock
         self.queue_factory = queue_factory
         self.bot = bot
         self.allowed_channels = frozenset(allowed_channels)
@@ -298,18 +301,16 @@ class Ingester:
         apply_effect(session, effect, callback.team_id)
         # One embedding job per minute is enough, and once its key is in the database every later enqueue of it
         # is a no-op that still costs two statements (the insert that conflicts, the read of the existing row).
-        if isinstance(effect, MessagePosted | MessageChanged) and not self._embed_job_known(scheduled):
-            scheduled.append(schedule_embeddings(queue))
+        if isinstance(effect, MessagePosted | MessageChanged):
+            now = self.clock()
+            if _embed_due(now)[1] != self._embed_job_committed and _embed_due(now)[1] not in scheduled:
+                scheduled.append(schedule_embeddings(queue, now))
         question = self._question(session, callback, effect)
         if question is not None:
             queue.enqueue_event(QUESTION_EVENT_TYPE, question.payload(), key=question.key)
         return IngestResult(
             callback.dedupe_key, callback.event_type, False, type(effect).__name__, question.key if question else None
         )
-
-    def _embed_job_known(self, scheduled: Sequence[str]) -> bool:
-        key = _embed_due(None)[1]
-        return key == self._embed_job_committed or key in scheduled
 
     def _committed(self, parsed: Sequence[_Parsed], scheduled: Sequence[str]) -> None:
         """Bookkeeping after a commit: remember the embedding job now in the database, log what was ingested."""

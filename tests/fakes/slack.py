@@ -353,8 +353,17 @@ class FakeSlack:
 
     def wait_for_acks(self, envelope_ids: list[str], timeout: float = 10.0) -> bool:
         """Wait until every id in ``envelope_ids`` was acked."""
-        wanted = set(envelope_ids)
-        return self.socket.wait_for(lambda: wanted <= set(self.socket.acks), timeout)
+        missing = set(envelope_ids)
+        seen = 0
+
+        def done() -> bool:  # looks only at acks that arrived since the last check: a burst stays linear
+            nonlocal seen
+            acks = self.socket.acks
+            missing.difference_update(acks[seen:])
+            seen = len(acks)
+            return not missing
+
+        return self.socket.wait_for(done, timeout)
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
         """Wait until ``predicate()`` holds, re-checking on every socket event and every 50 ms."""
