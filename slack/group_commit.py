@@ -65,6 +65,10 @@ class GroupCommitter(Generic[T]):
         if not self._stopping:
             self._queue.put(item)
 
+    def pending(self) -> int:
+        """Items waiting for a thread (approximate while threads are taking them)."""
+        return self._queue.qsize()
+
     def stop(self, timeout_seconds: float) -> bool:
         """Let each thread finish its current batch and exit; items still queued are dropped (never settled).
 

@@ -322,6 +322,13 @@ class FakeSlack:
             raise RuntimeError("no Socket Mode client is connected")
         conn.send_text(text)
 
+    def send_raw_bytes(self, data: bytes) -> None:
+        """Push a text frame made of these exact bytes (not UTF-8, for instance)."""
+        conn = self.socket.current()
+        if conn is None:
+            raise RuntimeError("no Socket Mode client is connected")
+        conn.send_text_bytes(data)
+
     def disconnect(self, reason: str = "refresh_requested") -> None:
         """Send Slack's ``disconnect`` message on the newest connection."""
         conn = self.socket.current()
