@@ -4,10 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: help setup setup-dev browser run chat test test-unit test-integration lint typecheck bench bench-compare profile chaos soak load load-python migrate db-start db-stop clean
+.PHONY: help setup setup-dev browser run chat test test-unit test-integration lint typecheck bench bench-e2e bench-compare profile chaos soak load load-python migrate db-start db-stop clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(VENV)/.runtime: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -56,6 +56,9 @@ typecheck: setup-dev  ## mypy over the packages
 
 bench: setup-dev  ## queue benchmarks (prints a table and the machine)
 	$(PY) scripts/bench_queue.py
+
+bench-e2e: setup-dev  ## Socket Mode envelope -> final reply with an instant fake Claude; DB statement latency
+	$(PY) scripts/bench_e2e.py
 
 BENCH_VENV := .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Float,
     Integer,
     Text,
+    any_,
     bindparam,
     case,
     delete,
@@ -46,6 +47,7 @@ from agent.errors import LeaseLostError, PermanentError
 from agent.observers import notify_enqueued
 from agent.redaction import redact
 from agent.snapshot import EventSnapshot
+from database.driver_sql import DriverStatement
 from database.models import EVENT_STATUSES, Event
 
 ERROR_MESSAGE_MAX_CHARS = 4000
@@ -54,6 +56,8 @@ RECLAIM_BATCH = 1000
 _now = func.statement_timestamp  # the time of this statement, not of a transaction begun earlier
 
 _EVENT_COLUMNS = [c for c in Event.__table__.c]
+# What a snapshot reads: a claim does not ship the attempt history (it grows with every retry) back.
+_SNAPSHOT_COLUMNS = [c for c in Event.__table__.c if c.name not in ("attempt_log", "processed_at")]
 
 
 def _seconds(value: float) -> Any:
@@ -86,7 +90,7 @@ _CLAIM = (
         lease_token=func.nextval("events_lease_token_seq"),
         attempts=Event.attempts + 1,
     )
-    .returning(*_EVENT_COLUMNS)
+    .returning(*_SNAPSHOT_COLUMNS)
 )
 # One INSERT shape for every enqueue: a NULL key never conflicts, a NULL run_after means now.
 _INSERT = (
@@ -100,6 +104,25 @@ _INSERT = (
     .on_conflict_do_nothing(index_elements=[Event.dedupe_key])
 )
 _INSERT_ONE = _INSERT.returning(*_EVENT_COLUMNS)
+# The hand-over insert (agent/wakeup.py): the row is born claimed by a local pool's reserved slot, with
+# the same lease, token and attempt count a claim would give it.
+_INSERT_CLAIMED = (
+    pg_insert(Event)
+    .values(
+        event_type=bindparam("event_type", type_=Text),
+        payload=bindparam("payload", type_=JSONB),
+        dedupe_key=bindparam("dedupe_key", type_=Text),
+        run_after=_now(),
+        status="processing",
+        claimed_by=bindparam("worker_id", type_=Text),
+        claimed_at=_now(),
+        visibility_timeout=_now() + _interval_seconds("lease_seconds"),
+        lease_token=func.nextval("events_lease_token_seq"),
+        attempts=1,
+    )
+    .on_conflict_do_nothing(index_elements=[Event.dedupe_key])
+    .returning(*_EVENT_COLUMNS)
+)
 # A batch travels as four parallel arrays: one statement and one round trip for 1 or 1,000 events, with
 # each payload serialised once (multi-row VALUES cost a bind per column per row). Rows are inserted in
 # the caller's order (WITH ORDINALITY), so ids come back in that order; server defaults fill the rest.
@@ -123,7 +146,13 @@ _PAIRS = (
     .table_valued("id", "token")
     .render_derived()
 )
-_OWNED = tuple_(Event.id, Event.lease_token).in_(select(_PAIRS.c.id, _PAIRS.c.token)) & (Event.status == "processing")
+# ``id = ANY(ids)`` is redundant with the pair test but gives the planner a primary-key lookup to start
+# from; without it PostgreSQL may scan every 'processing' row and test each against the pairs.
+_OWNED = (
+    (Event.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    & tuple_(Event.id, Event.lease_token).in_(select(_PAIRS.c.id, _PAIRS.c.token))
+    & (Event.status == "processing")
+)
 _HEARTBEAT = (
     update(Event)
     .where(_OWNED)
@@ -142,6 +171,11 @@ _COMPLETE = (
     .values(status="completed", processed_at=_now(), visibility_timeout=None)
     .returning(Event.id)
 )
+
+# The three statements a busy pool runs per cycle skip SQLAlchemy's execute path (database/driver_sql.py).
+_CLAIM_FAST = DriverStatement(_CLAIM)
+_COMPLETE_FAST = DriverStatement(_COMPLETE)
+_HEARTBEAT_FAST = DriverStatement(_HEARTBEAT)
 
 
 def _pairs(events: Sequence[EventSnapshot]) -> dict[str, list[int | None]]:
@@ -207,19 +241,45 @@ class EventProcessor:
         """Add an event, or return the existing one when ``key`` was seen before (nothing is inserted,
         and the returned snapshot has ``duplicate=True``).
 
-        Joins the caller's transaction; workers in this process are woken when it commits.
+        Joins the caller's transaction; workers in this process are woken when it commits. When a pool in
+        this process works on the same database, has a free slot and nothing else due, the event is
+        inserted already claimed by that pool and handed to a worker when the transaction commits (the
+        returned snapshot then says ``processing``); see :mod:`agent.wakeup`.
 
         Raises:
             ValueError: ``event_type`` is empty or ``payload`` is not JSON-serialisable.
         """
         row = _uniform(self._validated_row(event_type, payload, key, run_after))
-        result = self._run(_INSERT_ONE, **row).mappings().first()
+        reservation = self._reserve_local_slot() if run_after is None else None
+        if reservation is None:
+            result = self._run(_INSERT_ONE, **row).mappings().first()
+        else:
+            try:
+                result = (
+                    self._run(
+                        _INSERT_CLAIMED,
+                        **row,
+                        worker_id=reservation.worker_id,
+                        lease_seconds=reservation.lease_seconds,
+                    )
+                    .mappings()
+                    .first()
+                )
+            except BaseException:
+                reservation.cancel()
+                raise
+            if result is None:
+                reservation.cancel()
         if result is None:  # duplicate key: report the event that already exists
             existing = self._run(_BY_KEY, dedupe_key=key).mappings().one()
             return EventSnapshot.from_row(existing, duplicate=True)
-        self._wake_after_commit()
+        snapshot = EventSnapshot.from_row(result)
+        if reservation is None:
+            self._wake_after_commit()
+        else:
+            self._hand_over_after_commit(reservation, snapshot)
         notify_enqueued(event_type, 1)
-        return EventSnapshot.from_row(result)
+        return snapshot
 
     def enqueue_events(self, events: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[int]:
         """Add many events in one statement; returns the ids inserted (duplicate keys are skipped).
@@ -260,13 +320,11 @@ class EventProcessor:
 
     def claim_events(self, limit: int) -> list[EventSnapshot]:
         """Claim up to ``limit`` due events in one statement, each with its own lease and token."""
-        rows = (
-            self._run(_CLAIM, limit=limit, worker_id=self.worker_id, lease_seconds=self.visibility_timeout)
-            .mappings()
-            .all()
+        names, rows = _CLAIM_FAST.fetchall(
+            self.session.connection(), limit=limit, worker_id=self.worker_id, lease_seconds=self.visibility_timeout
         )
         self.session.commit()
-        snapshots = [EventSnapshot.from_row(r) for r in rows]
+        snapshots = [EventSnapshot.from_row(dict(zip(names, row, strict=True))) for row in rows]
         snapshots.sort(key=lambda e: (e.run_after, e.id))
         return snapshots
 
@@ -285,7 +343,9 @@ class EventProcessor:
         """Extend several leases in one statement; returns ``{id: new expiry}`` for those still held."""
         if not events:
             return {}
-        rows = self._run(_HEARTBEAT, lease_seconds=self.visibility_timeout, **_pairs(events)).all()
+        _, rows = _HEARTBEAT_FAST.fetchall(
+            self.session.connection(), lease_seconds=self.visibility_timeout, **_pairs(events)
+        )
         self.session.commit()
         return {row[0]: row[1] for row in rows}
 
@@ -302,7 +362,8 @@ class EventProcessor:
         """Complete several claimed events in one statement; returns the ids whose lease still held."""
         if not events:
             return set()
-        done = {row[0] for row in self._run(_COMPLETE, **_pairs(events)).all()}
+        _, rows = _COMPLETE_FAST.fetchall(self.session.connection(), **_pairs(events))
+        done = {row[0] for row in rows}
         self.session.commit()
         return done
 
@@ -507,6 +568,21 @@ class EventProcessor:
             row["run_after"] = run_after
         return row
 
+    def _reserve_local_slot(self) -> wakeup.Reservation | None:
+        # Not inside a savepoint: its rollback would undo the row while the outer commit still hands it
+        # over. Such enqueues take the ordinary path (a wake-up after commit).
+        if self.session.in_nested_transaction():
+            return None
+        return wakeup.reserve(wakeup.database_key(self.session.get_bind().engine.url))
+
+    def _hand_over_after_commit(self, reservation: wakeup.Reservation, event: EventSnapshot) -> None:
+        info = self.session.info
+        info.setdefault("athenaeum_handovers", []).append((reservation, event))
+        if not info.get("athenaeum_handover_hooks"):
+            info["athenaeum_handover_hooks"] = True
+            sa_event.listen(self.session, "after_commit", _hand_over_on_commit)
+            sa_event.listen(self.session, "after_transaction_end", _cancel_hand_overs)
+
     def _wake_after_commit(self) -> None:
         # Wake local workers only once the rows are visible, i.e. after the caller's commit; a
         # rollback cancels the wake-up. The hooks are installed once per session.
@@ -519,9 +595,27 @@ class EventProcessor:
 
 
 def _wake_on_commit(session: Session) -> None:
+    # SQLAlchemy fires after_commit for a savepoint's release too; only the outermost commit makes the
+    # rows visible to other connections.
+    if session.in_nested_transaction():
+        return
     if session.info.pop("athenaeum_wake_pending", False):
         wakeup.wake_local()
 
 
 def _cancel_wake(session: Session, _previous_transaction: Any) -> None:
     session.info.pop("athenaeum_wake_pending", None)
+
+
+def _hand_over_on_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: the outer transaction is still open
+        return
+    for reservation, event in session.info.pop("athenaeum_handovers", ()):
+        reservation.hand_over(event)
+
+
+def _cancel_hand_overs(session: Session, transaction: Any) -> None:
+    # after_commit ran first on a commit; anything left when the outermost transaction ends was rolled back.
+    if transaction.parent is None:
+        for reservation, _event in session.info.pop("athenaeum_handovers", ()):
+            reservation.cancel()

@@ -112,6 +112,7 @@ class WorkerPool:
         self.listen = listen
         self.observer = observer
         self._gather_target = max(1, size // 2)
+        self._backlog = False  # the last claim filled every free slot: more may be due
 
         self._autocommit_engine = db_connection.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._local = threading.local()
@@ -153,6 +154,7 @@ class WorkerPool:
         self._started_at = time.monotonic()
         self._executor = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="athenaeum-worker")
         wakeup.register(self.wake)
+        wakeup.register_taker(self._reserve_local, wakeup.database_key(self.db.engine.url))
         if self.listen:
             self._listener = NotificationListener(self.db.raw_dbapi_connection, self.wake)
             self._listener.start()
@@ -185,6 +187,7 @@ class WorkerPool:
         with self._slots:
             self._slots.notify_all()
         wakeup.unregister(self.wake)
+        wakeup.unregister_taker(self._reserve_local)
         self._threads[0].join()  # the dispatcher: after this, nothing new is claimed
         if self._listener is not None:
             self._listener.stop()
@@ -333,6 +336,7 @@ class WorkerPool:
                 continue
             delay = 0.05
             backlog = len(events) == free
+            self._backlog = backlog
             if events:
                 self._submit(events)
                 continue
@@ -349,10 +353,35 @@ class WorkerPool:
             timeout = min(timeout, max(due_in, 0.005))
         self._wake.wait(timeout)
 
-    def _submit(self, events: list[EventSnapshot]) -> None:
-        assert self._executor is not None
+    def _reserve_local(self) -> _LocalReservation | None:
+        # Hand-overs (agent/wakeup.py) take a slot only when nothing else is waiting for one, so an
+        # event enqueued in this process never overtakes events already due.
+        if self._stopping.is_set() or self._backlog:
+            return None
         with self._slots:
-            self._in_flight += len(events)
+            if self._in_flight >= self.size:
+                return None
+            self._in_flight += 1
+        return _LocalReservation(self)
+
+    def _adopt(self, event: EventSnapshot) -> None:
+        """Run an event handed over by a local producer on a slot reserved for it."""
+        if self._stopping.is_set():
+            self._unreserve()
+            self._release([event])
+            return
+        self._submit([event], reserved=True)
+
+    def _unreserve(self) -> None:
+        with self._slots:
+            self._in_flight -= 1
+            self._slots.notify_all()
+
+    def _submit(self, events: list[EventSnapshot], *, reserved: bool = False) -> None:
+        assert self._executor is not None
+        if not reserved:
+            with self._slots:
+                self._in_flight += len(events)
         with self._running_lock:
             for event in events:
                 self._running[event.id] = event
@@ -563,6 +592,30 @@ class WorkerPool:
     def _count(self, name: str) -> None:
         with self._stats_lock:
             self._stats[name] += 1
+
+
+class _LocalReservation:
+    """One reserved slot of a pool, for an event a local producer inserts already claimed."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self._pool = pool
+        self._settled = threading.Lock()
+        self._done = False
+        self.worker_id = f"{pool.name}:handover"
+        self.lease_seconds = pool.visibility_timeout
+
+    def _settle(self) -> bool:
+        with self._settled:
+            first, self._done = not self._done, True
+            return first
+
+    def hand_over(self, event: EventSnapshot) -> None:
+        if self._settle():
+            self._pool._adopt(event)
+
+    def cancel(self) -> None:
+        if self._settle():
+            self._pool._unreserve()
 
 
 def _close_session_only(session: Session) -> None:

@@ -7,7 +7,11 @@ figure; anything short of the full workload raises :class:`Incomplete` so the ca
 What "concurrency c" means for each system (they differ in shape, so say it):
 
 - pgqueuer: ``c`` QueueManagers in one event loop, each on its own asyncpg connection (its unit of
-  scale-out), dequeuing in batches of 10 (its default), ``mode=drain``.
+  scale-out), dequeuing in batches of 10 (its default), ``mode=drain``. Nothing caps the jobs a manager
+  has in flight, so this runs up to ``10·c`` jobs at once.
+- pgqueuer with at most ``c`` jobs in flight (``capped=True``): one QueueManager with its own hard cap,
+  ``max_concurrent_tasks=c``, and ``batch_size=c/2`` (it requires the cap to be at least twice the batch).
+  This is the shape that matches ``WorkerPool(c)`` and procrastinate's ``concurrency=c``.
 - procrastinate: one worker with ``concurrency=c`` (its own knob), ``wait=False`` (stop when caught up).
 """
 
@@ -96,15 +100,19 @@ async def pgq_fill(dsn: str, n: int) -> None:
         await conn.close()
 
 
-async def pgq_drain(dsn: str, n: int, concurrency: int, cap: float) -> float:
+async def pgq_drain(dsn: str, n: int, concurrency: int, cap: float, *, capped: bool = False) -> float:
     from pgqueuer import QueueManager
     from pgqueuer.models import Job
     from pgqueuer.types import QueueExecutionMode
 
+    if capped and concurrency < 2:
+        raise ValueError("pgqueuer cannot cap a manager below 2 jobs in flight (2 x batch_size of 1)")
+    batch_size = concurrency // 2 if capped else 10
+    max_tasks = concurrency if capped else None
     await pgq_fill(dsn, n)
     done = [0]
     managers, conns = [], []
-    for _ in range(concurrency):
+    for _ in range(1 if capped else concurrency):
         conn, queries = await _pgq_queries(dsn)
         qm = QueueManager(queries)
 
@@ -119,7 +127,8 @@ async def pgq_drain(dsn: str, n: int, concurrency: int, cap: float) -> float:
         asyncio.create_task(
             qm.run(
                 dequeue_timeout=timedelta(seconds=0.5),
-                batch_size=10,
+                batch_size=batch_size,
+                max_concurrent_tasks=max_tasks,
                 mode=QueueExecutionMode.drain,
                 log_aggregation_interval=timedelta(0),
             )

@@ -95,6 +95,52 @@ def question_payload(i: int) -> dict[str, object]:
     }
 
 
+class StatementTimes:
+    """Every statement and commit the process sends to PostgreSQL, timed at the driver.
+
+    psycopg2 connections are created with a connection factory whose cursors time ``execute``; the queue's
+    hot statements skip SQLAlchemy's execute path (database/driver_sql.py), so SQLAlchemy's own cursor
+    events would miss them. Round trip included: this is the latency the service sees.
+    """
+
+    def __init__(self) -> None:
+        self.statements: list[float] = []
+        self.commits: list[float] = []
+        self.enabled = False
+
+    def install(self, engine: object) -> None:
+        import psycopg2.extensions
+        from sqlalchemy import event
+
+        times = self
+
+        class TimingCursor(psycopg2.extensions.cursor):
+            def execute(self, query: object, vars: object = None) -> object:
+                t0 = time.perf_counter()
+                try:
+                    return super().execute(query, vars)  # type: ignore[arg-type]
+                finally:
+                    if times.enabled:
+                        times.statements.append(time.perf_counter() - t0)
+
+        class TimingConnection(psycopg2.extensions.connection):
+            def cursor(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+                kwargs.setdefault("cursor_factory", TimingCursor)
+                return super().cursor(*args, **kwargs)  # type: ignore[arg-type]
+
+            def commit(self) -> None:
+                t0 = time.perf_counter()
+                try:
+                    super().commit()
+                finally:
+                    if times.enabled:
+                        times.commits.append(time.perf_counter() - t0)
+
+        @event.listens_for(engine, "do_connect")
+        def _timed(dialect: object, conn_rec: object, cargs: object, cparams: dict) -> None:
+            cparams["connection_factory"] = TimingConnection
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--questions", type=int, default=200, help="sequential questions for latency")
@@ -125,6 +171,8 @@ def main() -> int:
         url = server.start()
     upgrade(url)
     db = DatabaseConnection(url, pool_size=20, max_overflow=10)
+    times = StatementTimes()
+    times.install(db.engine)
     counter = iter(range(10**9))
     stack = contextlib.ExitStack()
     try:
@@ -200,11 +248,13 @@ def main() -> int:
             record(1)
         finals.wait_count(5)
         latencies = []
+        times.enabled = True
         for _ in range(args.questions):
             before = len(finals.done)
             start = record(1)[0]
             finals.wait_count(before + 1)
             latencies.append((finals.done[before] - start) * 1000)
+        times.enabled = False
         before = len(finals.done)
         t0 = time.perf_counter()
         record(args.burst)
@@ -224,6 +274,17 @@ def main() -> int:
     print(f"| p95 | {pct(latencies, 95):.1f} ms |")
     print(f"| p99 | {pct(latencies, 99):.1f} ms |")
     print(f"| replies/s, {args.burst} at once | {args.burst / burst_seconds:.0f} |")
+    statements = [t * 1000 for t in times.statements]
+    commits = [t * 1000 for t in times.commits]
+    print(
+        f"| database statement latency during the latency run, p50 / p95 / p99 ({len(statements)} statements) "
+        f"| {pct(statements, 50):.2f} / {pct(statements, 95):.2f} / {pct(statements, 99):.2f} ms |"
+    )
+    if commits:
+        print(
+            f"| commit latency, p50 / p95 ({len(commits)} commits) "
+            f"| {pct(commits, 50):.2f} / {pct(commits, 95):.2f} ms |"
+        )
     return 0
 
 
