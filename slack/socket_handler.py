@@ -151,8 +151,11 @@ class SocketModeIngestion:
         """Open the connection (``apps.connections.open`` + WebSocket); the SDK's threads do the rest."""
         try:
             self.client.connect()
-        except SlackApiError as exc:  # apps.connections.open refused the app token
-            raise from_api_error("apps.connections.open", exc) from exc
+        except BaseException as exc:
+            self.committer.stop(0.0)  # its threads would otherwise wait for envelopes forever
+            if isinstance(exc, SlackApiError):  # apps.connections.open refused the app token
+                raise from_api_error("apps.connections.open", exc) from exc
+            raise
         # connect() only prepares the session; wait until the runner thread has it open, or the SDK's monitor
         # sees "no socket" and opens a second connection.
         deadline = time.monotonic() + CONNECT_TIMEOUT_SECONDS

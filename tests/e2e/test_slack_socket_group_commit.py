@@ -153,3 +153,21 @@ def test_a_frame_that_is_not_utf8_is_recorded_as_failed_and_the_socket_keeps_run
         reason = s.execute(text("SELECT error_message FROM events WHERE status = 'failed'")).scalar_one()
     assert "not UTF-8" in reason
     assert handler.is_connected()
+
+
+def test_a_failed_start_leaves_no_ingest_threads_behind(fake: FakeSlack, db: DatabaseConnection) -> None:
+    from slack.errors import SlackAuthError
+
+    def ingest_threads() -> int:
+        return sum(t.name.startswith("slack-socket-ingest") for t in threading.enumerate())
+
+    before = ingest_threads()
+    with pytest.raises(SlackAuthError):
+        start_socket_mode(
+            app_token="xapp-wrong",
+            bot_token=fake.bot_token,
+            api_url=fake.api_url,
+            db=db,
+            queue_factory=lambda s: EventProcessor(s),
+        )
+    assert fake.wait_for(lambda: ingest_threads() == before, WAIT)
