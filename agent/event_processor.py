@@ -93,14 +93,14 @@ _CLAIM = (
     .returning(*_SNAPSHOT_COLUMNS)
 )
 # One INSERT shape for every enqueue: a NULL key never conflicts, a NULL run_after means now.
+_NEW_EVENT = {
+    "event_type": bindparam("event_type", type_=Text),
+    "payload": bindparam("payload", type_=JSONB),
+    "dedupe_key": bindparam("dedupe_key", type_=Text),
+}
 _INSERT = (
     pg_insert(Event)
-    .values(
-        event_type=bindparam("event_type", type_=Text),
-        payload=bindparam("payload", type_=JSONB),
-        dedupe_key=bindparam("dedupe_key", type_=Text),
-        run_after=func.coalesce(bindparam("run_after", type_=Event.run_after.type), _now()),
-    )
+    .values(**_NEW_EVENT, run_after=func.coalesce(bindparam("run_after", type_=Event.run_after.type), _now()))
     .on_conflict_do_nothing(index_elements=[Event.dedupe_key])
 )
 _INSERT_ONE = _INSERT.returning(*_EVENT_COLUMNS)
@@ -109,9 +109,7 @@ _INSERT_ONE = _INSERT.returning(*_EVENT_COLUMNS)
 _INSERT_CLAIMED = (
     pg_insert(Event)
     .values(
-        event_type=bindparam("event_type", type_=Text),
-        payload=bindparam("payload", type_=JSONB),
-        dedupe_key=bindparam("dedupe_key", type_=Text),
+        **_NEW_EVENT,
         run_after=_now(),
         status="processing",
         claimed_by=bindparam("worker_id", type_=Text),
@@ -576,46 +574,38 @@ class EventProcessor:
         return wakeup.reserve(wakeup.database_key(self.session.get_bind().engine.url))
 
     def _hand_over_after_commit(self, reservation: wakeup.Reservation, event: EventSnapshot) -> None:
-        info = self.session.info
-        info.setdefault("athenaeum_handovers", []).append((reservation, event))
-        if not info.get("athenaeum_handover_hooks"):
-            info["athenaeum_handover_hooks"] = True
-            sa_event.listen(self.session, "after_commit", _hand_over_on_commit)
-            sa_event.listen(self.session, "after_transaction_end", _cancel_hand_overs)
+        self.session.info.setdefault("athenaeum_handovers", []).append((reservation, event))
+        self._install_commit_hooks()
 
     def _wake_after_commit(self) -> None:
         # Wake local workers only once the rows are visible, i.e. after the caller's commit; a
-        # rollback cancels the wake-up. The hooks are installed once per session.
+        # rollback cancels the wake-up.
+        self.session.info["athenaeum_wake_pending"] = True
+        self._install_commit_hooks()
+
+    def _install_commit_hooks(self) -> None:
         info = self.session.info
-        info["athenaeum_wake_pending"] = True
-        if not info.get("athenaeum_wake_hooks"):
-            info["athenaeum_wake_hooks"] = True
-            sa_event.listen(self.session, "after_commit", _wake_on_commit)
-            sa_event.listen(self.session, "after_soft_rollback", _cancel_wake)
+        if not info.get("athenaeum_commit_hooks"):  # once per session
+            info["athenaeum_commit_hooks"] = True
+            sa_event.listen(self.session, "after_commit", _after_commit)
+            sa_event.listen(self.session, "after_transaction_end", _after_transaction_end)
 
 
-def _wake_on_commit(session: Session) -> None:
-    # SQLAlchemy fires after_commit for a savepoint's release too; only the outermost commit makes the
+def _after_commit(session: Session) -> None:
+    # SQLAlchemy fires after_commit when a savepoint is released too; only the outermost commit makes the
     # rows visible to other connections.
     if session.in_nested_transaction():
         return
     if session.info.pop("athenaeum_wake_pending", False):
         wakeup.wake_local()
-
-
-def _cancel_wake(session: Session, _previous_transaction: Any) -> None:
-    session.info.pop("athenaeum_wake_pending", None)
-
-
-def _hand_over_on_commit(session: Session) -> None:
-    if session.in_nested_transaction():  # a savepoint released: the outer transaction is still open
-        return
     for reservation, event in session.info.pop("athenaeum_handovers", ()):
         reservation.hand_over(event)
 
 
-def _cancel_hand_overs(session: Session, transaction: Any) -> None:
-    # after_commit ran first on a commit; anything left when the outermost transaction ends was rolled back.
+def _after_transaction_end(session: Session, transaction: Any) -> None:
+    # On a commit, _after_commit has already taken everything; what is left when the outermost
+    # transaction ends was rolled back (a savepoint's rollback leaves the outer enqueues alone).
     if transaction.parent is None:
+        session.info.pop("athenaeum_wake_pending", None)
         for reservation, _event in session.info.pop("athenaeum_handovers", ()):
             reservation.cancel()

@@ -309,12 +309,11 @@ class WorkerPool:
 
     def _dispatch_loop(self) -> None:
         delay = 0.05
-        backlog = False
         while not self._stopping.is_set():
             with self._slots:
                 while self._in_flight >= self.size and not self._stopping.is_set():
                     self._slots.wait()
-                if backlog:
+                if self._backlog:
                     # More is due than we have workers: give other jobs a moment to finish so one
                     # claim statement serves several workers. Idle pools never wait here.
                     deadline = time.monotonic() + CLAIM_GATHER_SECONDS
@@ -335,8 +334,7 @@ class WorkerPool:
                 delay = next_delay
                 continue
             delay = 0.05
-            backlog = len(events) == free
-            self._backlog = backlog
+            self._backlog = len(events) == free
             if events:
                 self._submit(events)
                 continue
@@ -354,8 +352,8 @@ class WorkerPool:
         self._wake.wait(timeout)
 
     def _reserve_local(self) -> _LocalReservation | None:
-        # Hand-overs (agent/wakeup.py) take a slot only when nothing else is waiting for one, so an
-        # event enqueued in this process never overtakes events already due.
+        # Hand-overs (agent/wakeup.py) take a slot only when the dispatcher's last look found no more due
+        # than it could claim, so a local enqueue does not overtake a backlog the pool knows of.
         if self._stopping.is_set() or self._backlog:
             return None
         with self._slots:

@@ -39,3 +39,12 @@ def spawn_module(database_url: str) -> Iterator:
         for stream in (proc.stdout, proc.stderr):
             if stream:
                 stream.close()
+
+
+@pytest.fixture
+def pools() -> Iterator[list]:
+    """Collects the WorkerPools a test starts and stops them at the end, whatever happened."""
+    started: list = []
+    yield started
+    for pool in started:
+        pool.stop(timeout=2)

@@ -20,14 +20,6 @@ FAST = {"retry_base_delay": 0.05, "reaper_interval": 0.2, "poll_interval": 0.2, 
 
 
 @pytest.fixture
-def pools() -> Iterator[list[WorkerPool]]:
-    started: list[WorkerPool] = []
-    yield started
-    for pool in started:
-        pool.stop(timeout=2)
-
-
-@pytest.fixture
 def locker(db: DatabaseConnection) -> Iterator[psycopg2.extensions.connection]:
     """A separate connection whose open transaction holds the locks that park the pool's statements."""
     conn = db.raw_dbapi_connection()

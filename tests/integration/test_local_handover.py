@@ -7,7 +7,7 @@ claim round trip; a rollback, a duplicate key, a full pool or a savepoint take t
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -18,14 +18,6 @@ from database import DatabaseConnection
 from tests.support.waiting import assert_queue_invariants, scalar, wait_for
 
 SLOW_POLL = {"poll_interval": 30.0, "reaper_interval": 30.0, "stop_grace_period": 5.0}
-
-
-@pytest.fixture
-def pools() -> Iterator[list[WorkerPool]]:
-    started: list[WorkerPool] = []
-    yield started
-    for pool in started:
-        pool.stop(timeout=2)
 
 
 def start(pools: list[WorkerPool], db: DatabaseConnection, work, size: int = 2) -> WorkerPool:
@@ -170,3 +162,19 @@ def test_a_savepoint_released_after_the_enqueue_does_not_hand_over_early(db, poo
         assert pool.get_stats()["total_events_claimed"] == 0
     wait_for(lambda: [e.id for e in ran] == [event.id])
     wait_for(lambda: scalar(db, "SELECT status FROM events WHERE id = :i", i=event.id) == "completed")
+
+
+@pytest.mark.parametrize("path", ["hand-over", "wake-up"])
+def test_a_savepoint_rolled_back_after_the_enqueue_keeps_it(db, pools, path) -> None:
+    """Rolling back a later savepoint leaves the earlier enqueue in the transaction: it must still run."""
+    ran: list[EventSnapshot] = []
+    start(pools, db, ran.append)
+    # An explicit run_after takes the ordinary path: inserted pending, a wake-up after commit.
+    run_after = None if path == "hand-over" else datetime.now(UTC)
+    with db.session() as s:
+        event = EventProcessor(s).enqueue_event("t", {}, run_after=run_after)
+        assert event.status == ("processing" if path == "hand-over" else "pending")
+        savepoint = s.begin_nested()
+        s.execute(text("SELECT 1"))
+        savepoint.rollback()
+    wait_for(lambda: [e.id for e in ran] == [event.id])

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 
 import psycopg2
-import pytest
 from sqlalchemy import text
 
 from agent import EventProcessor, EventSnapshot, PermanentError, WorkerPool
@@ -16,14 +14,6 @@ from database import DatabaseConnection
 from tests.support.waiting import assert_queue_invariants, scalar, status_counts, wait_for
 
 FAST = {"retry_base_delay": 0.05, "reaper_interval": 0.2, "poll_interval": 0.2, "stop_grace_period": 5.0}
-
-
-@pytest.fixture
-def pools() -> Iterator[list[WorkerPool]]:
-    started: list[WorkerPool] = []
-    yield started
-    for pool in started:
-        pool.stop(timeout=2)
 
 
 def start(pools: list[WorkerPool], *args: object, **kwargs: object) -> WorkerPool:
