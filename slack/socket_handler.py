@@ -76,14 +76,16 @@ class _SocketModeClient(SocketModeClient):
         # Frames arrive as bytes (see _run_current_session): decoding checks UTF-8 in C.
         if isinstance(message, bytes):
             try:
-                message = message.decode("utf-8")
+                text = message.decode("utf-8")
             except UnicodeDecodeError as exc:
                 if self.route is not None:
                     self.route(_Unusable(message.decode("utf-8", "replace"), f"envelope is not UTF-8: {exc}"))
                 return
-        if self.route is not None and self.route(message):
+        else:
+            text = message
+        if self.route is not None and self.route(text):
             return
-        super().enqueue_message(message)
+        super().enqueue_message(text)
 
     def _run_current_session(self) -> None:
         if self.current_session is not None:
