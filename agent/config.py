@@ -230,6 +230,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Slack Web API base URL (GovSlack, proxies and test servers change it)",
     ),
     Setting(
+        "SLACK_INGEST_THREADS",
+        "slack_ingest_threads",
+        _positive_int,
+        8,
+        "Socket Mode writer threads; envelopes that arrive together are committed in one transaction each",
+    ),
+    Setting(
         "ALLOWED_CHANNELS",
         "allowed_channels",
         _csv,
@@ -458,6 +465,7 @@ class Config:
     slack_app_token: str | None
     slack_signing_secret: str | None
     slack_api_url: str
+    slack_ingest_threads: int
     allowed_channels: tuple[str, ...]
     anthropic_api_key: str | None
     anthropic_base_url: str | None

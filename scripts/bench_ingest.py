@@ -6,10 +6,14 @@
 Uses the local fake Slack (zero latency) and a throw-away embedded PostgreSQL (or ``--database-url``, a server
 on which a scratch database is created and dropped). Prints the machine, then:
 
-- import: messages/s of ``import_channel`` (history pages + thread replies -> ``slack_messages``) at page sizes
-  200 and 1000;
+- import: messages/s of ``import_channel`` (history pages + thread replies -> ``slack_messages``) at the
+  default page size (999, Slack's maximum for ``conversations.history``, what ``slack import`` uses) and at 200
+  (the size Slack's pagination guide suggests);
 - socket burst: envelopes/s when ``--envelopes`` are pushed at once through the real SocketModeClient;
 - socket paced: ack latency p50/p99 (fake's send -> fake's receipt of the ack) at ``--rate`` envelopes/s.
+
+The fake Slack runs in this process, so its threads share the GIL with the client: the latencies include that
+(real Slack is another machine), which makes them conservative. Each line ends with the 1-minute load average.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from agent.logging import configure_logging  # noqa: E402
 from database import DatabaseConnection, EmbeddedPostgres, normalize_url  # noqa: E402
 from database.migrations import upgrade  # noqa: E402
 from slack.client import SlackClient  # noqa: E402
-from slack.history import import_channel  # noqa: E402
+from slack.history import PAGE_SIZE, import_channel  # noqa: E402
 from slack.socket_handler import start_socket_mode  # noqa: E402
 from tests.fakes import slack_events as ev  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
@@ -76,7 +80,11 @@ def bench_import(db: DatabaseConnection, fake: FakeSlack, total: int, page_size:
     return total / elapsed
 
 
-def bench_socket(db: DatabaseConnection, fake: FakeSlack, n: int, rate: float | None) -> tuple[float, list[float]]:
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.2f}"
+
+
+def bench_socket(db: DatabaseConnection, fake: FakeSlack, n: int, rate: float | None) -> tuple[float, list[float], str]:
     handler = start_socket_mode(
         app_token=fake.app_token,
         bot_token=fake.bot_token,
@@ -105,7 +113,8 @@ def bench_socket(db: DatabaseConnection, fake: FakeSlack, n: int, rate: float | 
         acks = fake.socket.ack_times
         elapsed = max(acks[e] for e in sent) - start
         latencies = [(acks[e] - t) * 1000 for e, t in sent.items()]
-        return n / elapsed, latencies
+        groups = f"{handler.committer.batches:,} transactions, largest group {handler.committer.largest_batch}"
+        return n / elapsed, latencies, groups
     finally:
         handler.stop()
 
@@ -141,19 +150,21 @@ def main() -> int:
             )
             with FakeSlack() as fake:
                 seed(fake, args.messages)
-                for page_size in (200, 1000):
+                for page_size in (PAGE_SIZE, 200):
                     rate = bench_import(db, fake, args.messages, page_size)
-                    print(f"import  {args.messages:,} messages, page {page_size:>4}: {rate:>9,.0f} msg/s")
-                burst, lat = bench_socket(db, fake, args.envelopes, None)
+                    label = f"page {page_size:>4}" + (" (default)" if page_size == PAGE_SIZE else "")
+                    print(f"import  {args.messages:,} messages, {label:<19}: {rate:>9,.0f} msg/s; {load()}")
+                burst, lat, groups = bench_socket(db, fake, args.envelopes, None)
                 print(
                     f"socket  burst of {args.envelopes:,} envelopes: {burst:>9,.0f} envelopes/s "
-                    f"(ack p50 {statistics.median(lat):.1f} ms, p99 {percentile(lat, 0.99):.1f} ms under backlog)"
+                    f"(ack p50 {statistics.median(lat):.1f} ms, p99 {percentile(lat, 0.99):.1f} ms under backlog; "
+                    f"{groups}); {load()}"
                 )
             with FakeSlack() as fake:
-                _, lat = bench_socket(db, fake, args.envelopes, args.rate)
+                _, lat, groups = bench_socket(db, fake, args.envelopes, args.rate)
                 print(
                     f"socket  paced {args.rate:.0f}/s x {args.envelopes:,}: ack p50 {statistics.median(lat):.2f} ms, "
-                    f"p99 {percentile(lat, 0.99):.2f} ms"
+                    f"p99 {percentile(lat, 0.99):.2f} ms ({groups}); {load()}"
                 )
             db.dispose()
         finally:

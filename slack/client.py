@@ -241,7 +241,7 @@ class SlackClient:
         Args:
             method: e.g. ``conversations.history``.
             key: the list in each response (``messages``, ``channels``, ``members``).
-            limit: page size (Slack allows up to 1000; 200 is recommended).
+            limit: page size (``users.list``/``conversations.list`` allow 1000, ``conversations.history`` 999).
             cursor: resume from this cursor.
         """
         while True:

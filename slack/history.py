@@ -29,7 +29,13 @@ from slack.errors import SlackError
 from slack.events import STORED_SUBTYPES, MalformedEventError, MessageRecord, message_record
 from slack.store import upsert_channels, upsert_messages, upsert_users
 
-PAGE_SIZE = 200
+#: Slack's documented maximum ``limit`` for ``conversations.history`` (999). The largest page is the default:
+#: history import is bound by Slack's per-minute rate limits (Tier 3 for internal apps), so fewer, fuller pages
+#: import up to five times faster than the 200 Slack suggests, and the store writes bigger batches. (Apps
+#: distributed outside the Marketplace and installed since May 2025 get at most 15 per page whatever they ask;
+#: cursor pagination copes with short pages.)
+MAX_PAGE_SIZE = 999
+PAGE_SIZE = MAX_PAGE_SIZE
 EXPORT_MARK = "export"
 
 Progress = Callable[[int], None]

@@ -39,10 +39,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import structlog
 from sqlalchemy import func
@@ -50,10 +50,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from database import DatabaseConnection
+from database.errors import DatabaseUnavailableError
 from database.models import Event
 from slack.client import BotIdentity
 from slack.events import (
     QUESTION_SUBTYPES,
+    Effect,
     EventCallback,
     Ignored,
     MalformedEventError,
@@ -73,11 +75,20 @@ QUESTION_EVENT_TYPE = "slack.question"
 EMBED_EVENT_TYPE = "slack_embed_messages"
 
 
-def schedule_embeddings(queue: EventQueue, now: datetime | None = None) -> None:
-    """Make sure an embedding job is due at the start of the next minute (one per minute, deduplicated)."""
+def _embed_due(now: datetime | None) -> tuple[datetime, str]:
     now = now or datetime.now(UTC)
     due = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    queue.enqueue_event(EMBED_EVENT_TYPE, {}, key=f"embed:{due:%Y-%m-%dT%H:%M}", run_after=due)
+    return due, f"embed:{due:%Y-%m-%dT%H:%M}"
+
+
+def schedule_embeddings(queue: EventQueue, now: datetime | None = None) -> str:
+    """Make sure an embedding job is due at the start of the next minute (one per minute, deduplicated).
+
+    Returns the job's dedupe key.
+    """
+    due, key = _embed_due(now)
+    queue.enqueue_event(EMBED_EVENT_TYPE, {}, key=key, run_after=due)
+    return key
 
 
 FAILED_EVENT_TYPE = "slack.malformed"
@@ -133,6 +144,15 @@ class IngestResult:
     question_key: str | None = None
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    """An event callback parsed ahead of its transaction."""
+
+    callback: EventCallback
+    effect: Effect
+    stored: dict[str, Any]  # the payload as recorded in ``events``
+
+
 def question_reason(
     record: MessageRecord,
     *,
@@ -169,6 +189,7 @@ class Ingester:
         queue_factory: builds the queue over a session, e.g. ``lambda s: EventProcessor(s, "slack-socket")``.
         bot: the assistant's identity (``SlackClient.auth_test()``).
         allowed_channels: channel ids the assistant answers in; empty means everywhere.
+        clock: the current time (tests pass a fixed one); decides which minute's embedding job to schedule.
     """
 
     def __init__(
@@ -177,11 +198,14 @@ class Ingester:
         queue_factory: QueueFactory,
         bot: BotIdentity,
         allowed_channels: Iterable[str] = (),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.db = db
+        self.clock = clock
         self.queue_factory = queue_factory
         self.bot = bot
         self.allowed_channels = frozenset(allowed_channels)
+        self._embed_job_committed: str | None = None  # the newest embedding job known to be in the database
 
     def ingest(self, payload: Mapping[str, Any]) -> IngestResult:
         """Record one ``event_callback`` and apply it, in one transaction.
@@ -191,6 +215,66 @@ class Ingester:
                 key could be read) and must be acked, not redelivered.
             DatabaseUnavailableError: the database is down; nothing was recorded; do not ack.
         """
+        parsed = self._parse(payload)
+        scheduled: list[str] = []
+        with self.db.session() as session:
+            result = self._apply(session, parsed, scheduled)
+        self._committed([parsed], scheduled)
+        return result
+
+    def ingest_many(self, payloads: Sequence[Mapping[str, Any]]) -> list[IngestResult | Exception]:
+        """Ingest event callbacks that arrived together: one transaction for the group (group commit).
+
+        Returns one outcome per payload, in order: its :class:`IngestResult`, or the exception that ingesting
+        it alone raised (what :meth:`ingest` would have raised). Every result is committed when this returns.
+        When the group transaction fails for a reason other than a lost database, each payload is retried in
+        a transaction of its own, so one bad event never costs the others; when the database is unreachable,
+        every payload gets the :class:`DatabaseUnavailableError` (nothing was stored: do not ack).
+        """
+        outcomes: list[IngestResult | Exception | None] = [None] * len(payloads)
+        good: list[tuple[int, _Parsed]] = []
+        for i, payload in enumerate(payloads):
+            try:
+                good.append((i, self._parse(payload)))
+            except Exception as exc:  # MalformedEventError (recorded as failed), or the database is down
+                outcomes[i] = exc
+        if len(good) > 1:
+            scheduled: list[str] = []
+            try:
+                with self.db.session() as session:
+                    results = [self._apply(session, parsed, scheduled) for _, parsed in good]
+            except DatabaseUnavailableError as exc:
+                # One by one would only wait for the same unreachable server once per event.
+                for i, _ in good:
+                    outcomes[i] = exc
+                good = []
+            except Exception as exc:
+                _log.info(
+                    "slack event group rolled back; ingesting one by one", size=len(good), error=type(exc).__name__
+                )
+            else:
+                self._committed([parsed for _, parsed in good], scheduled)
+                for (i, _), result in zip(good, results, strict=True):
+                    outcomes[i] = result
+                good = []
+        down: DatabaseUnavailableError | None = None
+        for i, parsed in good:
+            if down is not None:
+                outcomes[i] = down
+                continue
+            scheduled = []
+            try:
+                with self.db.session() as session:
+                    outcomes[i] = self._apply(session, parsed, scheduled)
+                self._committed([parsed], scheduled)
+            except DatabaseUnavailableError as exc:
+                outcomes[i] = down = exc
+            except Exception as exc:
+                outcomes[i] = exc
+        assert all(o is not None for o in outcomes)
+        return cast("list[IngestResult | Exception]", outcomes)
+
+    def _parse(self, payload: Mapping[str, Any]) -> _Parsed:
         try:
             callback = parse_event_callback(payload)
         except MalformedEventError as exc:
@@ -202,28 +286,42 @@ class Ingester:
             self.record_failure(payload, exc.reason, key=callback.dedupe_key)
             raise
         stored = clean({k: v for k, v in payload.items() if k != "token"})  # the legacy verification token
-        with self.db.session() as session:
-            queue = self.queue_factory(session)
-            recorded = queue.enqueue_event(f"slack.{callback.event_type}", stored, key=callback.dedupe_key)
-            if getattr(recorded, "duplicate", False):  # recorded by an earlier delivery
-                return IngestResult(callback.dedupe_key, callback.event_type, True, type(effect).__name__)
-            apply_effect(session, effect, callback.team_id)
-            if isinstance(effect, MessagePosted | MessageChanged):
-                schedule_embeddings(queue)
-            question = self._question(session, callback, effect)
-            if question is not None:
-                queue.enqueue_event(QUESTION_EVENT_TYPE, question.payload(), key=question.key)
-        if isinstance(effect, Ignored):
-            _log.info("slack event recorded, not handled", event_type=callback.event_type, reason=effect.reason)
-        _log.debug(
-            "slack event ingested",
-            event_key=callback.dedupe_key,
-            event_type=callback.event_type,
-            question=question.key if question else None,
-        )
+        return _Parsed(callback, effect, stored)
+
+    def _apply(self, session: Session, parsed: _Parsed, scheduled: list[str]) -> IngestResult:
+        """Record and apply one parsed event in ``session``'s transaction (the caller commits).
+
+        Appends to ``scheduled`` the key of an embedding job it enqueued.
+        """
+        callback, effect = parsed.callback, parsed.effect
+        queue = self.queue_factory(session)
+        recorded = queue.enqueue_event(f"slack.{callback.event_type}", parsed.stored, key=callback.dedupe_key)
+        if getattr(recorded, "duplicate", False):  # recorded by an earlier delivery
+            return IngestResult(callback.dedupe_key, callback.event_type, True, type(effect).__name__)
+        apply_effect(session, effect, callback.team_id)
+        # One embedding job per minute is enough, and once its key is in the database every later enqueue of it
+        # is a no-op that still costs two statements (the insert that conflicts, the read of the existing row).
+        if isinstance(effect, MessagePosted | MessageChanged):
+            now = self.clock()
+            if _embed_due(now)[1] != self._embed_job_committed and _embed_due(now)[1] not in scheduled:
+                scheduled.append(schedule_embeddings(queue, now))
+        question = self._question(session, callback, effect)
+        if question is not None:
+            queue.enqueue_event(QUESTION_EVENT_TYPE, question.payload(), key=question.key)
         return IngestResult(
             callback.dedupe_key, callback.event_type, False, type(effect).__name__, question.key if question else None
         )
+
+    def _committed(self, parsed: Sequence[_Parsed], scheduled: Sequence[str]) -> None:
+        """Bookkeeping after a commit: remember the embedding job now in the database, log what was ingested."""
+        if scheduled:
+            self._embed_job_committed = max(self._embed_job_committed or "", *scheduled)
+        for item in parsed:
+            if isinstance(item.effect, Ignored):
+                _log.info(
+                    "slack event recorded, not handled", event_type=item.callback.event_type, reason=item.effect.reason
+                )
+            _log.debug("slack event ingested", event_key=item.callback.dedupe_key, event_type=item.callback.event_type)
 
     def _question(self, session: Session, callback: EventCallback, effect: Any) -> Question | None:
         if not isinstance(effect, MessagePosted):

@@ -91,6 +91,7 @@ def start_slack(
         db=ctx.db,
         queue_factory=lambda session: EventProcessor(session, worker_id="slack-socket", config=config),
         allowed_channels=config.allowed_channels,
+        ingest_threads=config.slack_ingest_threads,
     )
     if metrics is not None:
         metrics.attach_slack(socket)

@@ -10,7 +10,14 @@ from agent.commands.context import AppContext
 from agent.errors import ConfigError
 from slack.client import SlackClient
 from slack.formats import datetime_to_ts
-from slack.history import import_channel, import_export, member_channels, resolve_channel
+from slack.history import (
+    MAX_PAGE_SIZE,
+    PAGE_SIZE,
+    import_channel,
+    import_export,
+    member_channels,
+    resolve_channel,
+)
 from slack.sync import directory_is_empty, sync_directory
 
 
@@ -35,8 +42,23 @@ def register(sub: Any) -> None:
     p.add_argument("--since", type=_date, metavar="YYYY-MM-DD", help="only messages from this day on")
     p.add_argument("--until", type=_date, metavar="YYYY-MM-DD", help="only messages before this day")
     p.add_argument("--export", metavar="DIR", help="read a Slack export directory instead of the API")
-    p.add_argument("--page-size", type=int, default=200, help="messages per API page (max 1000)")
+    p.add_argument(
+        "--page-size",
+        type=_page_size,
+        default=PAGE_SIZE,
+        help=f"messages per API page (1-{MAX_PAGE_SIZE}, Slack's maximum; default {PAGE_SIZE})",
+    )
     p.set_defaults(handler=cmd_import)
+
+
+def _page_size(value: str) -> int:
+    try:
+        size = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from exc
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_PAGE_SIZE} (Slack's maximum), got {size}")
+    return size
 
 
 def _date(value: str) -> datetime:

@@ -322,6 +322,13 @@ class FakeSlack:
             raise RuntimeError("no Socket Mode client is connected")
         conn.send_text(text)
 
+    def send_raw_bytes(self, data: bytes) -> None:
+        """Push a text frame made of these exact bytes (not UTF-8, for instance)."""
+        conn = self.socket.current()
+        if conn is None:
+            raise RuntimeError("no Socket Mode client is connected")
+        conn.send_text_bytes(data)
+
     def disconnect(self, reason: str = "refresh_requested") -> None:
         """Send Slack's ``disconnect`` message on the newest connection."""
         conn = self.socket.current()
@@ -353,8 +360,17 @@ class FakeSlack:
 
     def wait_for_acks(self, envelope_ids: list[str], timeout: float = 10.0) -> bool:
         """Wait until every id in ``envelope_ids`` was acked."""
-        wanted = set(envelope_ids)
-        return self.socket.wait_for(lambda: wanted <= set(self.socket.acks), timeout)
+        missing = set(envelope_ids)
+        seen = 0
+
+        def done() -> bool:  # looks only at acks that arrived since the last check: a burst stays linear
+            nonlocal seen
+            acks = self.socket.acks
+            missing.difference_update(acks[seen:])
+            seen = len(acks)
+            return not missing
+
+        return self.socket.wait_for(done, timeout)
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
         """Wait until ``predicate()`` holds, re-checking on every socket event and every 50 ms."""

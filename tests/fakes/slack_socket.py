@@ -40,6 +40,10 @@ class WsConnection:
         """Send one unmasked text frame."""
         self._send_frame(0x1, text.encode("utf-8"))
 
+    def send_text_bytes(self, data: bytes) -> None:
+        """Send a text frame with these exact bytes (invalid UTF-8, for instance)."""
+        self._send_frame(0x1, data)
+
     def send_json(self, value: Any) -> None:
         self.send_text(json.dumps(value))
 

@@ -53,6 +53,7 @@ def test_sync_then_import_a_channel_by_name(cli, fake: FakeSlack, db: DatabaseCo
     code, out, _ = cli("slack", "import", "--channel", "#general", "--since", "2020-01-01")
     assert code == 0 and "imported 5 message(s) from 1 channel(s)" in out
     assert fake.calls_to("conversations.history")[0].params["oldest"] == "1577836800.000000"
+    assert fake.calls_to("conversations.history")[0].params["limit"] == "999"  # Slack's maximum is the default
     assert count(db, "SELECT count(*) FROM slack_messages") == 5
     code, out, _ = cli("status", "--json")
     assert json.loads(out)["message_storage"] == "postgresql"
@@ -74,3 +75,9 @@ def test_import_without_a_token_says_what_to_set(cli, monkeypatch: pytest.Monkey
     monkeypatch.delenv("SLACK_BOT_TOKEN")
     code, _, err = cli("slack", "sync")
     assert code == 2 and "SLACK_BOT_TOKEN is not set" in err
+
+
+def test_a_page_size_beyond_slacks_maximum_is_refused(cli) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli("slack", "import", "--page-size", "1000")
+    assert exit_info.value.code == 2
