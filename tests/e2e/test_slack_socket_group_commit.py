@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,42 +14,15 @@ from sqlalchemy import text
 from agent import EventProcessor
 from database import DatabaseConnection
 from slack.socket_handler import SocketModeIngestion, start_socket_mode
-from tests.e2e.test_slack_socket_mode import _set_connections
+from tests.e2e.conftest import WAIT, count, refuse_message_inserts, set_connections
 from tests.fakes import slack_events as ev
 from tests.fakes.slack import FakeSlack
 
-WAIT = 15.0
-
 
 @pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def handler(fake: FakeSlack, db: DatabaseConnection) -> Iterator[SocketModeIngestion]:
+def handler(start_handler) -> SocketModeIngestion:
     # One ingest thread makes the grouping deterministic: whatever arrives while it writes is the next group.
-    h = start_socket_mode(
-        app_token=fake.app_token,
-        bot_token=fake.bot_token,
-        api_url=fake.api_url,
-        db=db,
-        queue_factory=lambda s: EventProcessor(s, worker_id="socket"),
-        ping_interval=2.0,
-        ingest_threads=1,
-    )
-    try:
-        assert fake.wait_for_connections(1, WAIT)
-        yield h
-    finally:
-        threading.Timer(0.2, fake.drop_connections).start()
-        assert h.stop(timeout_seconds=WAIT)
-
-
-def count(db: DatabaseConnection, sql: str, **params: Any) -> int:
-    with db.session() as s:
-        return int(s.execute(text(sql), params).scalar_one())
+    return start_handler(ingest_threads=1)
 
 
 def lock_waiters(db: DatabaseConnection) -> int:
@@ -93,14 +65,7 @@ def test_envelopes_that_pile_up_are_written_together_and_each_acked_once_after_c
 def test_a_bad_envelope_in_a_group_does_not_hold_up_the_others(
     fake: FakeSlack, db: DatabaseConnection, handler: SocketModeIngestion
 ) -> None:
-    with db.session() as s:
-        s.execute(
-            text(
-                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                "IF NEW.channel_id = 'CBAD' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$"
-            )
-        )
-        s.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON slack_messages FOR EACH ROW EXECUTE FUNCTION refuse()"))
+    refuse_message_inserts(db, "NEW.channel_id = 'CBAD'")
     blocker = db.new_session()
     blocker.execute(text("LOCK TABLE slack_messages IN EXCLUSIVE MODE"))
     try:
@@ -128,13 +93,13 @@ def test_no_envelope_of_a_group_is_acked_while_the_database_is_down(
     payloads = [
         fake.event_callback(ev.message("C1", f"1700000500.{i:06d}", f"d{i}"), event_id=f"EvDn{i}") for i in range(4)
     ]
-    _set_connections(pg_server, database_url, False)
+    set_connections(pg_server, database_url, False)
     try:
         first = [fake.send_envelope(p) for p in payloads]
         assert fake.wait_for(lambda: handler.stats["unacked_db_down"] >= len(payloads), WAIT)
         assert not set(first) & set(fake.acks)
     finally:
-        _set_connections(pg_server, database_url, True)
+        set_connections(pg_server, database_url, True)
     again = [fake.send_envelope(p, retry_attempt=1, retry_reason="timeout") for p in payloads]
     assert fake.wait_for_acks(again, WAIT)
     assert not set(first) & set(fake.acks)

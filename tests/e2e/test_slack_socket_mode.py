@@ -6,7 +6,6 @@ Covers fault-suite rows 1, 2, 3, 4 and 6 of reliability.md, and malformed envelo
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,40 +15,14 @@ from agent import EventProcessor
 from database import DatabaseConnection
 from slack.errors import SlackAuthError
 from slack.socket_handler import SocketModeIngestion, start_socket_mode
+from tests.e2e.conftest import WAIT, count, refuse_message_inserts, set_connections
 from tests.fakes import slack_events as ev
 from tests.fakes.slack import FakeSlack
 
-WAIT = 15.0
-
 
 @pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def handler(fake: FakeSlack, db: DatabaseConnection) -> Iterator[SocketModeIngestion]:
-    h = start_socket_mode(
-        app_token=fake.app_token,
-        bot_token=fake.bot_token,
-        api_url=fake.api_url,
-        db=db,
-        queue_factory=lambda s: EventProcessor(s, worker_id="socket"),
-        ping_interval=2.0,
-    )
-    try:
-        assert fake.wait_for_connections(1, WAIT)
-        yield h
-    finally:
-        # Server-side close wakes the client's reader at once (its poll() ignores a local close).
-        threading.Timer(0.2, fake.drop_connections).start()
-        assert h.stop(timeout_seconds=WAIT)
-
-
-def count(db: DatabaseConnection, sql: str, **params: Any) -> int:
-    with db.session() as s:
-        return int(s.execute(text(sql), params).scalar_one())
+def handler(start_handler) -> SocketModeIngestion:
+    return start_handler()
 
 
 def test_the_same_event_three_times_is_acked_thrice_and_stored_once(
@@ -82,22 +55,6 @@ def test_message_and_app_mention_twins_become_one_question(
     assert count(db, "SELECT count(*) FROM events WHERE event_type LIKE 'slack.%'") == 3
 
 
-def _set_connections(pg_server: Any, database_url: str, allowed: bool) -> None:
-    name = database_url.rsplit("/", 1)[-1].split("?")[0]
-    conn = pg_server.admin()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
-            if not allowed:
-                cur.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (name,),
-                )
-    finally:
-        conn.close()
-
-
 def test_no_ack_while_the_database_is_down_then_the_redelivery_is_stored_once(
     fake: FakeSlack, db: DatabaseConnection, handler: SocketModeIngestion, pg_server: Any, database_url: str
 ) -> None:
@@ -105,13 +62,13 @@ def test_no_ack_while_the_database_is_down_then_the_redelivery_is_stored_once(
     payload = fake.event_callback(
         ev.message("D1", "1700000102.000001", "help me", channel_type="im"), event_id="EvDown"
     )
-    _set_connections(pg_server, database_url, False)
+    set_connections(pg_server, database_url, False)
     try:
         first = fake.send_envelope(payload)
         assert fake.wait_for(lambda: handler.stats["unacked_db_down"] >= 1, WAIT)
         assert first not in fake.acks
     finally:
-        _set_connections(pg_server, database_url, True)
+        set_connections(pg_server, database_url, True)
     again = fake.send_envelope(payload, retry_attempt=1, retry_reason="timeout")
     assert fake.wait_for_acks([again], WAIT)
     assert first not in fake.acks
@@ -123,14 +80,7 @@ def test_a_database_error_is_not_acked_and_the_redelivery_is_stored(
     fake: FakeSlack, db: DatabaseConnection, handler: SocketModeIngestion
 ) -> None:
     """A failing statement (not a lost connection) must not be acked as if it were stored."""
-    with db.session() as s:
-        s.execute(
-            text(
-                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'refused'; END $$"
-            )
-        )
-        s.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON slack_messages FOR EACH ROW EXECUTE FUNCTION refuse()"))
+    refuse_message_inserts(db)
     payload = fake.event_callback(ev.message("C1", "1700000106.000001", "later"), event_id="EvErr")
     first = fake.send_envelope(payload)
     assert fake.wait_for(lambda: handler.stats["unacked_db_down"] >= 1, WAIT)
