@@ -571,7 +571,7 @@ class EventProcessor:
         # over. Such enqueues take the ordinary path (a wake-up after commit).
         if self.session.in_nested_transaction():
             return None
-        return wakeup.reserve(wakeup.database_key(self.session.get_bind().engine.url))
+        return wakeup.reserve(self.session.get_bind().engine.url)
 
     def _hand_over_after_commit(self, reservation: wakeup.Reservation, event: EventSnapshot) -> None:
         self.session.info.setdefault("athenaeum_handovers", []).append((reservation, event))

@@ -76,10 +76,13 @@ def unregister_taker(reserve: Callable[[], Reservation | None]) -> None:
         _takers.pop(reserve, None)
 
 
-def reserve(database_key: str) -> Reservation | None:
-    """A free slot of a pool in this process working on ``database_key``, or ``None``."""
+def reserve(database_url: object) -> Reservation | None:
+    """A free slot of a pool in this process working on the database at ``database_url``, or ``None``."""
+    if not _takers:  # the common producer with no pool in its process: no URL rendering, no lock
+        return None
+    wanted = database_key(database_url)
     with _lock:
-        takers = [taker for taker, key in _takers.items() if key == database_key]
+        takers = [taker for taker, key in _takers.items() if key == wanted]
     for taker in takers:
         reservation = taker()
         if reservation is not None:

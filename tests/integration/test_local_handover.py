@@ -110,8 +110,8 @@ def test_a_pool_on_another_database_is_never_offered(db, pools) -> None:
     ran: list[EventSnapshot] = []
     pool = start(pools, db, ran.append)
     url = db.engine.url
-    assert wakeup.reserve(wakeup.database_key(url.set(database="some_other_db"))) is None
-    reservation = wakeup.reserve(wakeup.database_key(url))
+    assert wakeup.reserve(url.set(database="some_other_db")) is None
+    reservation = wakeup.reserve(url)
     assert reservation is not None and pool._in_flight == 1
     reservation.cancel()
     reservation.cancel()  # settling twice frees the slot once
@@ -122,7 +122,7 @@ def test_a_producer_that_dies_after_commit_leaves_a_lease_the_reaper_returns(db,
     """The hand-over's guarantees are a claim's: if nothing runs the event, its lease expires and it runs again."""
     ran: list[EventSnapshot] = []
     start(pools, db, ran.append, size=1)
-    reservation = wakeup.reserve(wakeup.database_key(db.engine.url))
+    reservation = wakeup.reserve(db.engine.url)
     assert reservation is not None
     # The producer inserts under the reservation and dies before its hand-over (a 0.2 s lease here).
     with db.session() as s:
