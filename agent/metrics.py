@@ -250,6 +250,14 @@ class Metrics(PoolObserver):
         for state in ("size", "checked_in", "checked_out", "overflow"):
             conns.add_metric([state], pool_status.get(state, 0))
         yield conns
+        pings = CounterMetricFamily(
+            "athenaeum_db_pings",
+            "Liveness pings of pooled connections before reuse (dead: the pool was discarded and reconnected)",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(self._db.get_ping_stats().items()):
+            pings.add_metric([outcome], count)
+        yield pings
         try:
             counts, oldest = self._query_queue()
         except Exception as exc:

@@ -96,7 +96,7 @@ class DatabaseConnection:
             },
         )
         # Instead of pool_pre_ping=True: the same reconnect promise without a round trip per session.
-        install_conditional_ping(self.engine, ping_after)
+        self._ping_stats = install_conditional_ping(self.engine, ping_after)
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
 
     @property
@@ -145,6 +145,10 @@ class DatabaseConnection:
             "checked_out": pool.checkedout(),
             "overflow": pool.overflow(),
         }
+
+    def get_ping_stats(self) -> dict[str, int]:
+        """Liveness pings sent before reuse since start: ``ok`` answered, ``dead`` found a dead connection."""
+        return self._ping_stats.snapshot()
 
     def create_tables(self) -> None:
         """Create every table the models describe (quick starts; migrations remain the source of truth)."""

@@ -21,7 +21,9 @@ pre-ping does. What neither approach covers: a backend that dies between the che
 
 from __future__ import annotations
 
+import logging
 import select
+import threading
 import time
 from typing import Any
 
@@ -29,6 +31,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+
+_log = logging.getLogger(__name__)
 
 PING_AFTER_SECONDS = 1.0
 """Default idle time after which a pooled connection is pinged before use."""
@@ -39,7 +43,24 @@ _FRESH = "athenaeum_fresh"  # opened for this checkout: as good as a ping
 _RAISED = "athenaeum_raised"  # a statement on the connection raised during the current checkout
 
 
-def install_conditional_ping(engine: Engine, ping_after: float = PING_AFTER_SECONDS) -> None:
+class PingStats:
+    """What the checks did since the engine was made: pings sent, and how many found a dead connection."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = {"ok": 0, "dead": 0}
+
+    def count(self, outcome: str) -> None:
+        with self._lock:
+            self._counts[outcome] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        """``{"ok": pings answered, "dead": pings that found the connection dead}``."""
+        with self._lock:
+            return dict(self._counts)
+
+
+def install_conditional_ping(engine: Engine, ping_after: float = PING_AFTER_SECONDS) -> PingStats:
     """Make ``engine``'s pool ping a connection on checkout only when it may be dead (see the module doc).
 
     Use it instead of ``pool_pre_ping=True``. Listeners go on the engine, so they survive ``dispose()``.
@@ -48,8 +69,12 @@ def install_conditional_ping(engine: Engine, ping_after: float = PING_AFTER_SECO
         engine: an engine created without ``pool_pre_ping``.
         ping_after: seconds since the last clean check-in after which a connection is pinged; ``0`` pings
             on every checkout (the behaviour of ``pool_pre_ping=True``).
+
+    Returns:
+        the counters of pings sent (for metrics).
     """
     dialect = engine.dialect
+    stats = PingStats()
 
     def connected(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info[_FRESH] = True
@@ -82,15 +107,19 @@ def install_conditional_ping(engine: Engine, ping_after: float = PING_AFTER_SECO
             dialect.do_ping(dbapi_connection)
         except dialect.loaded_dbapi.Error as exc:
             if dialect.is_disconnect(exc, dbapi_connection, None):
+                stats.count("dead")
+                _log.warning("a pooled database connection was dead (%s); reconnecting", type(exc).__name__)
                 # Like the built-in pre-ping: a dead connection usually means a restart, so every connection
                 # opened before now is discarded, and the pool retries this checkout with a new one.
                 raise InvalidatePoolError(f"ping failed: {type(exc).__name__}") from exc
             raise
+        stats.count("ok")
 
     event.listen(engine, "connect", connected)
     event.listen(engine, "checkin", checked_in)
     event.listen(engine, "checkout", checked_out)
     event.listen(engine, "handle_error", raised)
+    return stats
 
 
 def _has_input(dbapi_connection: Any) -> bool:

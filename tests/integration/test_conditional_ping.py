@@ -99,6 +99,7 @@ def test_connection_idle_past_the_threshold_is_pinged(one_conn: DatabaseConnecti
     clock.now += THRESHOLD + 1
     assert backend_pid(one_conn) == pid
     assert len(pings) == 1
+    assert one_conn.get_ping_stats() == {"ok": 1, "dead": 0}
     assert backend_pid(one_conn) == pid  # used a moment ago again: no second ping
     assert len(pings) == 1
 
@@ -114,6 +115,7 @@ def test_idle_connection_with_a_killed_backend_is_replaced(
     new_pid = backend_pid(one_conn)  # first try, no error
     assert new_pid != pid
     assert len(pings) == 1
+    assert one_conn.get_ping_stats() == {"ok": 0, "dead": 1}
 
 
 def test_recently_used_connection_with_a_killed_backend_is_replaced(
@@ -180,6 +182,7 @@ def test_first_session_after_a_server_restart_succeeds(tmp_path: Path, clock: Cl
             after = {s.execute(text("SELECT pg_backend_pid()")).scalar() for s in (a, b)}
         assert len(before) == 2 and len(after) == 2 and not after & before
         assert len(pings) == 1
+        assert db.get_ping_stats() == {"ok": 0, "dead": 1}
     finally:
         db.dispose()
         server.stop()

@@ -141,6 +141,7 @@ def test_metrics_move_when_events_flow(
     assert metric_value(server, "athenaeum_workers", state="running") == 2
     assert metric_value(server, "athenaeum_events_in_flight") == 0
     assert metric_value(server, "athenaeum_db_pool_connections", state="size") == 5
+    assert metric_value(server, "athenaeum_db_pings_total", outcome="dead") == 0
 
 
 def test_assistant_signals_and_slack_ingestion_stats_are_exposed(
