@@ -1,12 +1,12 @@
 """Conditional pre-ping: check a pooled connection before use only when it may be dead.
 
 SQLAlchemy's ``pool_pre_ping=True`` sends ``SELECT 1`` on every checkout, one extra round trip per
-``db.session()``: for one event per transaction that is a third of the work (BEGIN, INSERT, COMMIT are the
-rest). :func:`install_conditional_ping` keeps the promise of pre-ping (a PostgreSQL restart or a killed
-backend costs one reconnect, not an error seen by the caller) and pings only a connection that
+``db.session()``: for one event per transaction, one of four (BEGIN, INSERT and COMMIT are the others).
+:func:`install_conditional_ping` keeps the promise of pre-ping (a PostgreSQL restart or a killed backend
+costs one reconnect, not an error seen by the caller) and pings only a connection that
 
-- was not checked in without error within the last ``ping_after`` seconds (idle connections may have been
-  dropped by a firewall, a NAT table or ``idle_session_timeout`` without anything arriving on the socket), or
+- was not checked in without error within the last ``ping_after`` seconds (an idle connection may have been
+  dropped by a firewall, a NAT table or a failed-over host without anything arriving on the socket), or
 - raised during its previous use (the error may have left it in a state only the server knows about), or
 - has bytes or a hang-up waiting on its socket. A server that shuts down (``pg_ctl stop``, a restart) or a
   backend killed with ``pg_terminate_backend`` sends a FATAL message and closes the socket; an idle, healthy
