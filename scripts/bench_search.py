@@ -13,7 +13,7 @@ transport); ``hybrid sql`` is the same search with the query already embedded (d
 session with its pre-ping, read-only with a statement timeout, commit). Synthetic chunks take text drawn from
 the manual's vocabulary and vectors scattered around the manual's (``--synthetic-vectors random``: uniformly
 random, the worst case of a filtered HNSW scan); synthetic messages use random vectors. Synthetic rows are
-removed afterwards, unless ``--keep`` keeps the messages for the next run.
+removed afterwards, unless ``--keep`` keeps them (chunks and messages) for the next run.
 """
 
 from __future__ import annotations
@@ -152,10 +152,34 @@ def _vocabulary(ctx: AppContext) -> list[str]:
     return vocab or ["index", "table", "query", "vacuum", "replication", "backup", "lock", "transaction"]
 
 
-def bench_synthetic_chunks(ctx: AppContext, provider, count: int, repeats: int, vectors: str) -> None:
+SYNTHETIC_SOURCE = "bench-synthetic"
+
+
+def bench_synthetic_chunks(ctx: AppContext, provider, count: int, repeats: int, vectors: str, keep: bool) -> None:
+    source = SYNTHETIC_SOURCE
+    with ctx.db.session() as session:
+        present = session.execute(
+            text("SELECT chunk_count FROM docs_sources WHERE name = :n AND location = :loc"),
+            {"n": source, "loc": f"synthetic {vectors}"},
+        ).scalar()
+    if present == count:
+        print(f"reusing {count} synthetic chunks kept by an earlier --keep run")
+    else:
+        _insert_chunks(ctx, provider, count, vectors)
+    try:
+        bench_docs(ctx, provider, source, repeats, f"a synthetic {count}-chunk source")
+        bench_docs(ctx, provider, None, repeats, "every source")
+    finally:
+        if not keep:
+            with ctx.db.session() as session:
+                delete_source(session, source)
+
+
+def _insert_chunks(ctx: AppContext, provider, count: int, vectors: str) -> None:
+    """``count`` synthetic chunks, ten per page, in their own source (its location names the vectors)."""
     rng = random.Random(7)
     vocab = _vocabulary(ctx)
-    source = "bench-synthetic"
+    source = SYNTHETIC_SOURCE
     column = {384: "embedding_384", 1536: "embedding_1536"}[provider.dimensions]
     if vectors == "random":
         make_vector = lambda: _vector(rng, provider.dimensions)  # noqa: E731
@@ -167,9 +191,9 @@ def bench_synthetic_chunks(ctx: AppContext, provider, count: int, repeats: int, 
         sid = session.execute(
             text(
                 "INSERT INTO docs_sources (name, location, embedding_model, embedding_dimensions) "
-                "VALUES (:n, 'synthetic', :m, :d) RETURNING id"
+                "VALUES (:n, :loc, :m, :d) RETURNING id"
             ),
-            {"n": source, "m": provider.model, "d": provider.dimensions},
+            {"n": source, "loc": f"synthetic {vectors}", "m": provider.model, "d": provider.dimensions},
         ).scalar_one()
     pages = max(count // 10, 1)
     batch = 2000
@@ -218,12 +242,6 @@ def bench_synthetic_chunks(ctx: AppContext, provider, count: int, repeats: int, 
         f"built a synthetic index of {count} chunks ({pages} pages, {vectors} vectors) "
         f"in {time.perf_counter() - started:.0f} s"
     )
-    try:
-        bench_docs(ctx, provider, source, repeats, f"a synthetic {count}-chunk source")
-        bench_docs(ctx, provider, None, repeats, "every source")
-    finally:
-        with ctx.db.session() as session:
-            delete_source(session, source)
 
 
 def bench_messages(ctx: AppContext, provider, count: int, repeats: int, keep: bool) -> None:
@@ -421,7 +439,9 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=0)
     parser.add_argument("--skip-docs", action="store_true")
     parser.add_argument(
-        "--keep", action="store_true", help="keep the synthetic messages for the next run (which then reuses them)"
+        "--keep",
+        action="store_true",
+        help="keep the synthetic chunks and messages for the next run (which then reuses them)",
     )
     args = parser.parse_args()
     config = Config()
@@ -443,7 +463,7 @@ def main() -> int:
     if args.ingest:
         bench_ingest(ctx, provider, Path(args.ingest))
     if args.synthetic_chunks:
-        bench_synthetic_chunks(ctx, provider, args.synthetic_chunks, args.repeats, args.synthetic_vectors)
+        bench_synthetic_chunks(ctx, provider, args.synthetic_chunks, args.repeats, args.synthetic_vectors, args.keep)
     if args.messages:
         bench_messages(ctx, provider, args.messages, args.repeats, args.keep)
     print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
