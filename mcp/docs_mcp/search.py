@@ -7,8 +7,11 @@ chunk per page. Both arms, and the text of their candidates, come back from one 
 The full-text arm ORs the query's lexemes (requiring every word of a natural-language question finds almost
 nothing) and ranks in two stages, so that it never ranks every chunk that contains a common word:
 
-1. candidates: the postings of the query's rarest lexemes (up to ``KEYWORD_POSTINGS`` of them, read from the
-   GIN index without touching the chunks' text), each chunk scored by the summed IDF of the lexemes it has;
+1. candidates: the postings of the query's rarest lexemes (lexemes are taken until ``KEYWORD_POSTINGS`` are
+   read; the last one is cut at ``KEYWORD_MAX_POSTINGS``, and a lexeme alone at ``KEYWORD_PREFILTER``), each
+   chunk scored by the summed IDF of the lexemes it has. Every posting costs a visit to the chunk's heap page
+   (the source filter, and visibility: a GIN index has no index-only scans), so the number read is the arm's
+   cost on a large source;
 2. ranking: the best ``KEYWORD_PREFILTER`` candidates by the IDF-weighted ``ts_rank_cd`` of every query
    lexeme, title and heading matches weighted up.
 
@@ -39,6 +42,9 @@ MAX_QUERY_TERMS = 32
 #: Postings read for keyword candidates: lexemes are taken rarest first until this many are read (at least one
 #: lexeme always). Common lexemes still count in the ranking of the candidates.
 KEYWORD_POSTINGS = 4000
+#: Hard cap on the postings read: the last lexeme taken can be a common one (tens of thousands of postings on a
+#: 100k-chunk source); its postings past the cap are left out (on the PostgreSQL manual it never binds).
+KEYWORD_MAX_POSTINGS = 6000
 #: Keyword candidates ranked with ts_rank_cd (each costs one read of the chunk's tsvector per query lexeme).
 KEYWORD_PREFILTER = 100
 #: pgvector's default hnsw.ef_search; set per query only when the pool is larger.
@@ -200,7 +206,13 @@ def search_docs(
         ctes.append(_vector_cte(vector_column(provider.dimensions)))
         arms.append("SELECT id FROM vec")
     if use_keyword:
-        params.update(q=query, max_terms=MAX_QUERY_TERMS, postings=KEYWORD_POSTINGS, prefilter=KEYWORD_PREFILTER)
+        params.update(
+            q=query,
+            max_terms=MAX_QUERY_TERMS,
+            postings=KEYWORD_POSTINGS,
+            max_postings=max(KEYWORD_MAX_POSTINGS, KEYWORD_POSTINGS),
+            prefilter=KEYWORD_PREFILTER,
+        )
         ctes.append(KEYWORD_CTES)
         arms.append("SELECT id FROM kw")
     vec_cols = "vec.rank AS vrank, vec.distance" if use_vector else "NULL AS vrank, NULL AS distance"
@@ -297,11 +309,16 @@ KEYWORD_CTES = (
     "kw_terms AS MATERIALIZED (SELECT t.lexeme, t.df, ln(1 + (kw_n.total - t.df + 0.5) / (t.df + 0.5)) AS idf, "
     "CAST(quote_literal(t.lexeme) AS tsquery) AS tsq FROM kw_n, (SELECT q.lexeme, sum(d.df)::float8 AS df "
     "FROM kw_q q JOIN docs_terms d ON d.lexeme = q.lexeme AND d.source_id = ANY(:ids) GROUP BY q.lexeme) AS t), "
-    "kw_gen AS (SELECT tsq, idf FROM (SELECT tsq, idf, sum(df) OVER (ORDER BY df, lexeme) - df AS before "
-    "FROM kw_terms) AS x WHERE before < :postings), "
+    "kw_gen AS (SELECT tsq, idf, CAST(before AS bigint) AS before, count(*) OVER () AS n FROM (SELECT tsq, idf, "
+    "sum(df) OVER (ORDER BY df, lexeme) - df AS before FROM kw_terms) AS x WHERE before < :postings), "
+    # A lexeme alone (the rarest one is over the budget, or the query has one) gives each of its chunks the same
+    # candidate score, so the first ``prefilter`` of its chunks (in table order) are as good as any: on a large
+    # source that saves a heap visit per posting (thousands). With several lexemes, the last one stops at
+    # ``max_postings`` in all.
     "kw_cand AS (SELECT m.id FROM kw_gen g CROSS JOIN LATERAL (SELECT c.id FROM docs_chunks c "
-    "WHERE c.source_id = ANY(:ids) AND c.tsv @@ g.tsq) AS m GROUP BY m.id ORDER BY sum(g.idf) DESC, m.id "
-    "LIMIT :prefilter), "
+    "WHERE c.source_id = ANY(:ids) AND c.tsv @@ g.tsq "
+    "LIMIT CASE WHEN g.n = 1 THEN :prefilter ELSE :max_postings - g.before END) AS m "
+    "GROUP BY m.id ORDER BY sum(g.idf) DESC, m.id LIMIT :prefilter), "
     # Each candidate's tsvector is decompressed once here (``|| ''`` makes a plain copy), not once per lexeme.
     "kw_docs AS MATERIALIZED (SELECT c.id, c.tsv || ''::tsvector AS tsv FROM kw_cand "
     "JOIN docs_chunks c ON c.id = kw_cand.id), "

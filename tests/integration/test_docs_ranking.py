@@ -10,7 +10,7 @@ from docs_mcp.crawl import CrawlReport, list_folder, read_folder
 from docs_mcp.index import DocsIndexer, IngestStats
 from docs_mcp.search import search_docs
 from embeddings import build_provider
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from database import DatabaseConnection
 
@@ -105,3 +105,55 @@ def test_a_source_filter_still_fills_the_pool_from_a_shared_vector_index(
         both = search_docs(session, provider, "where do a table's files live", limit=28, mode="vector")
     assert len(hits) == 10 and {hit.source for hit in hits} == {"second"}
     assert {hit.source for hit in both} == {"first", "second"} and len(both) == 28
+
+
+def keyword_postings_read(db: DatabaseConnection, question: str) -> int:
+    """Chunks the keyword arm's candidate stage reads for ``question``: EXPLAIN ANALYZE of the statement sent."""
+    sent: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "kw_cand" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        with db.session() as session:
+            search_docs(session, None, question, mode="fulltext")
+            statement, parameters = sent[-1]
+            cursor = session.connection().connection.dbapi_connection.cursor()
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+            plan = cursor.fetchone()[0][0]["Plan"]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+
+    def walk(node: dict) -> int:
+        # Every scan of the chunks but the lookups by id (of the candidates, and of the results) is the stage's.
+        own = node.get("Relation Name") == "docs_chunks" and "(id = " not in node.get("Index Cond", "")
+        rows = round(node["Actual Rows"] * node["Actual Loops"]) if own else 0
+        return rows + sum(walk(child) for child in node.get("Plans", []))
+
+    return walk(plan)
+
+
+def test_the_candidate_stage_reads_no_more_postings_than_it_can_use(
+    db: DatabaseConnection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "d", DOCS)
+    ingest(db, tmp_path / "d")
+    with db.session() as session:
+        table_chunks = session.execute(text("SELECT df FROM docs_terms WHERE lexeme = 'tabl'")).scalar_one()
+        row_chunks = session.execute(text("SELECT df FROM docs_terms WHERE lexeme = 'row'")).scalar_one()
+    assert table_chunks >= 20 and row_chunks >= 20
+    monkeypatch.setattr(search_module, "KEYWORD_PREFILTER", 3)
+    # One lexeme: all its chunks score alike as candidates, so only ``prefilter`` of them are read.
+    assert keyword_postings_read(db, "tables") == 3
+    # Several: the rarest first; the last one taken stops at the hard cap.
+    monkeypatch.setattr(search_module, "KEYWORD_POSTINGS", 3)
+    monkeypatch.setattr(search_module, "KEYWORD_MAX_POSTINGS", 6)
+    assert keyword_postings_read(db, "tablespace rows") == 6
+    with db.session() as session:
+        hits = search_docs(session, None, "tablespace rows", limit=3, mode="fulltext")
+    assert hits[0].url.endswith("tablespaces.md") or hits[0].url.endswith("storage.md")
+    # Without the cap the common word's every posting is read.
+    monkeypatch.setattr(search_module, "KEYWORD_MAX_POSTINGS", 10**6)
+    assert keyword_postings_read(db, "tablespace rows") == 2 + row_chunks
