@@ -92,6 +92,25 @@ class ReindexResult:
     dropped_leftovers: tuple[str, ...] = ()
     error: str | None = None
 
+    def summary(self) -> str:
+        """One line for people: rebuilt or not and why, sizes before and after, leftovers dropped."""
+        if self.error:
+            return f"{self.index}: {self.error}"
+        if self.rebuilt:
+            line = (
+                f"{self.index}: rebuilt in {self.seconds:.1f}s, {_mb(self.bytes_before)} -> {_mb(self.bytes_after)} "
+                f"({self.reason})"
+            )
+        else:
+            line = f"{self.index}: not rebuilt, {self.reason} ({_mb(self.bytes_before)})"
+        if self.dropped_leftovers:
+            line += f"; dropped invalid leftovers of a failed rebuild: {', '.join(self.dropped_leftovers)}"
+        return line
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_048_576:.1f} MB" if size >= 0 else "size unknown"
+
 
 def dead_entries(conn: Connection, index: str) -> int:
     """Entries of ``index`` counted dead since its last rebuild."""

@@ -187,33 +187,14 @@ def cmd_reindex(ctx: Any, args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for result in results:
-        print(describe_rebuild(result))
+        print(result.summary())
     return 0
-
-
-def describe_rebuild(result: ReindexResult) -> str:
-    """One line about a rebuild: sizes before and after, time, leftovers of failed rebuilds dropped."""
-    if result.error:
-        return f"{result.index}: rebuild failed: {result.error} (retry: `python athenaeum.py docs reindex`)"
-    line = f"{result.index}: "
-    if result.rebuilt:
-        line += (
-            f"rebuilt in {result.seconds:.1f}s, {_mb(result.bytes_before)} -> {_mb(result.bytes_after)} "
-            f"({result.reason})"
-        )
-    else:
-        line += f"not rebuilt: {result.reason} ({_mb(result.bytes_before)})"
-    if result.dropped_leftovers:
-        line += f"; dropped invalid leftovers of a failed rebuild: {', '.join(result.dropped_leftovers)}"
-    return line
 
 
 def print_upkeep(results: list[ReindexResult]) -> None:
     """After a bulk change: report the indexes that were rebuilt, failed or had leftovers (not the quiet ones)."""
     for result in results:
-        if result.rebuilt or result.error or result.dropped_leftovers:
-            print(describe_rebuild(result), file=sys.stderr if result.error else sys.stdout)
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1_048_576:.1f} MB"
+        if result.error:
+            print(f"warning: {result.summary()} Retry with `python athenaeum.py docs reindex`.", file=sys.stderr)
+        elif result.rebuilt or result.dropped_leftovers:
+            print(result.summary())

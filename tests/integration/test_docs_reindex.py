@@ -3,6 +3,9 @@ cleanup, and `docs reindex`."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +16,7 @@ from docs_mcp.index import DocsIndexer, IngestStats, remove_source
 from docs_mcp.reindex import DOCS_HNSW_INDEXES, UnknownSourceError, reindex_docs
 from docs_mcp.search import search_docs
 from embeddings import build_provider
+from slack_mcp.embedding_jobs import MESSAGE_HNSW_INDEXES, embed_missing_messages, heal_message_indexes
 from sqlalchemy import Connection, text
 
 from database import DatabaseConnection
@@ -23,6 +27,9 @@ from database.vector_indexes import (
     invalid_leftovers,
     rebuild_index,
 )
+from tests.fakes.openai_embeddings import serve_openai
+
+ROOT = Path(__file__).resolve().parents[2]
 
 INDEX_384 = DOCS_HNSW_INDEXES[384]
 INDEX_1536 = DOCS_HNSW_INDEXES[1536]
@@ -222,3 +229,55 @@ def test_a_second_caller_skips_while_a_rebuild_holds_the_lock(db: DatabaseConnec
 def test_reindex_of_an_unknown_source_says_how_to_list_them(db: DatabaseConnection) -> None:
     with pytest.raises(UnknownSourceError, match="docs sources"):
         reindex_docs(db, "nope")
+
+
+def test_re_embedding_messages_with_another_model_counts_and_rebuilds_the_old_index(db: DatabaseConnection) -> None:
+    with db.session() as session:
+        session.execute(text("INSERT INTO slack_channels (id, name, is_private) VALUES ('C1', 'general', false)"))
+        session.execute(
+            text(
+                "INSERT INTO slack_messages (channel_id, ts, created_at, user_id, text) "
+                "SELECT 'C1', '1700000000.' || lpad(g::text, 6, '0'), now(), 'U1', 'message number ' || g "
+                "FROM generate_series(1, 12) g"
+            )
+        )
+    old = next(index for index in MESSAGE_HNSW_INDEXES if index.column == "embedding_384")
+    assert embed_missing_messages(db, build_provider("local")) == 12
+    assert churn(db, old.name) == 0
+    before = index_state(db, old.name)
+    with serve_openai() as fake:
+        assert (
+            embed_missing_messages(db, build_provider("openai", openai_api_key="sk-test", openai_base_url=fake.url))
+            == 12
+        )
+    assert churn(db, old.name) == 12  # every 384 vector replaced by a 1536 one
+    results = heal_message_indexes(db, POLICY)
+    assert [(r.index, r.dead_entries, r.live_rows) for r in results if r.rebuilt] == [(old.name, 12, 0)]
+    assert index_state(db, old.name)[0] != before[0] and index_state(db, old.name)[1]
+
+
+@pytest.mark.slow
+def test_cli_reindex_prints_sizes_and_delete_removes_the_source(
+    db: DatabaseConnection, database_url: str, tmp_path: Path, provider
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "docs"
+    write_pages(folder, TOPICS[:3])
+    ingest(db, provider, folder)
+    env = {"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "athenaeum.py"), "docs", *args],
+            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False,
+        )  # fmt: skip
+
+    done = run("reindex", "--source", "manual")
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(
+        r"ix_docs_chunks_embedding_384: rebuilt in \d+\.\ds, \d+\.\d MB -> \d+\.\d MB \(requested\)\n", done.stdout
+    )
+    missing = run("reindex", "--source", "nope")
+    assert missing.returncode == 1 and "no docs source named 'nope'" in missing.stderr
+    deleted = run("delete", "manual")
+    assert deleted.returncode == 0 and "deleted docs source 'manual'" in deleted.stdout, deleted.stderr
+    assert run("delete", "manual").returncode == 1
