@@ -143,6 +143,14 @@ SETTINGS: tuple[Setting, ...] = (
         "DATABASE_MAX_OVERFLOW", "database_max_overflow", _non_negative_int, 20, "extra connections allowed under load"
     ),
     Setting(
+        "DATABASE_PING_AFTER",
+        "database_ping_after",
+        _non_negative_float,
+        1.0,
+        "seconds a pooled connection may sit idle and still be reused without a SELECT 1 first "
+        "(0 pings before every reuse; a connection closed by the server is always caught)",
+    ),
+    Setting(
         "WORKER_POOL_SIZE",
         "worker_pool_size",
         _positive_int,
@@ -453,6 +461,7 @@ class Config:
     data_dir: str
     database_pool_size: int
     database_max_overflow: int
+    database_ping_after: float
     worker_pool_size: int
     event_visibility_timeout: float
     max_retry_count: int

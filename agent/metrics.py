@@ -23,7 +23,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
@@ -38,6 +38,8 @@ _log = structlog.get_logger("athenaeum.metrics")
 DURATION_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 #: Pickup latency buckets: wake-ups are sub-millisecond, the safety-net poll is about a second.
 PICKUP_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+#: Envelopes per Socket Mode ingest transaction: 1 when traffic is light, up to the committer's max batch (100).
+INGEST_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100)
 SCRAPE_STATEMENT_TIMEOUT_MS = 2000
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -123,7 +125,8 @@ class Metrics(PoolObserver):
         """Report a Slack ingestion handler at scrape time.
 
         ``source`` has ``stats`` (a mapping of counters such as ``acked`` and ``duplicates``) and
-        optionally ``is_connected()``; the Slack package stays free of any metrics dependency.
+        optionally ``is_connected()`` and ``batch_sizes()`` (group-commit transactions by envelopes per
+        transaction, see :mod:`slack.group_commit`); the Slack package stays free of any metrics dependency.
         """
         self._slack = source
 
@@ -247,6 +250,14 @@ class Metrics(PoolObserver):
         for state in ("size", "checked_in", "checked_out", "overflow"):
             conns.add_metric([state], pool_status.get(state, 0))
         yield conns
+        pings = CounterMetricFamily(
+            "athenaeum_db_pings",
+            "Liveness pings of pooled connections before reuse (dead: the pool was discarded and reconnected)",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(self._db.get_ping_stats().items()):
+            pings.add_metric([outcome], count)
+        yield pings
         try:
             counts, oldest = self._query_queue()
         except Exception as exc:
@@ -302,6 +313,32 @@ def _slack_families(source: Any) -> Iterator[Any]:
         except Exception:
             connected = False
         yield _gauge("athenaeum_slack_connected", "1 while the Socket Mode connection is up", 1 if connected else 0)
+    batch_sizes = getattr(source, "batch_sizes", None)
+    if callable(batch_sizes):
+        yield from _ingest_batch_families(batch_sizes())
+
+
+def _ingest_batch_families(sizes: dict[int, int]) -> Iterator[Any]:
+    """Group-commit transactions of Socket Mode ingestion: how many, and how many envelopes each held."""
+    batches = sum(sizes.values())
+    total = CounterMetricFamily(
+        "athenaeum_slack_ingest_batches", "Socket Mode ingest transactions (group commits) written by this process"
+    )
+    total.add_metric([], batches)
+    yield total
+    buckets = [(str(float(le)), sum(n for size, n in sizes.items() if size <= le)) for le in INGEST_BATCH_BUCKETS]
+    histogram = HistogramMetricFamily(
+        "athenaeum_slack_ingest_batch_size",
+        "Envelopes written per Socket Mode ingest transaction",
+        buckets=[*buckets, ("+Inf", batches)],
+        sum_value=sum(size * n for size, n in sizes.items()),
+    )
+    yield histogram
+    yield _gauge(
+        "athenaeum_slack_ingest_largest_batch",
+        "Most envelopes written in one Socket Mode ingest transaction since start",
+        max(sizes, default=0),
+    )
 
 
 class _ScrapeTimeCollector(Collector):

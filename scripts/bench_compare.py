@@ -44,6 +44,8 @@ DATABASE_OF = {"pgqueuer_capped": "pgqueuer"}
 def applies(system: str, key: str) -> bool:
     """pgqueuer's own in-flight cap needs at least 2 jobs, so the capped shape runs the c >= 4 drains only."""
     return system != "pgqueuer_capped" or key in ("drain_4", "drain_16")
+
+
 CAP_SECONDS = 600.0
 
 
@@ -221,9 +223,7 @@ def main() -> int:
     if args.only:
         keep = set(args.only.split(","))
         plan = [w for w in plan if w[0] in keep]
-    results: dict[str, dict[str, list[dict]]] = {
-        s: {k: [] for k, _, _ in plan if applies(s, k)} for s in SYSTEMS
-    }
+    results: dict[str, dict[str, list[dict]]] = {s: {k: [] for k, _, _ in plan if applies(s, k)} for s in SYSTEMS}
     started = time.monotonic()
     try:
         urls = create_databases(url)
@@ -282,7 +282,7 @@ def write_report(path: Path, table: str, info: dict) -> None:
         "jobs in flight, so up to 10·c at once) and with at most c jobs in flight (one manager, "
         "`max_concurrent_tasks=c`, `batch_size=c/2`; pgqueuer cannot cap below 2, so not at c = 1). "
         "Athenaeum's `WorkerPool(c)` and procrastinate's `concurrency=c` never run more than c. "
-        "\"equal in flight\" is Athenaeum against the best anchor holding the same number of jobs.\n\n"
+        '"equal in flight" is Athenaeum against the best anchor holding the same number of jobs.\n\n'
         f"{table}\n\n" + "\n".join(f"- {k}: {v}" for k, v in info.items()) + f"\n{end}\n"
     )
     if begin in text and end in text:

@@ -3,9 +3,10 @@
 A few threads take work from one queue. Each takes whatever is waiting (up to ``max_batch`` items) and
 passes the batch to ``handle_batch``, which writes it in one transaction and settles each item (for Socket
 Mode: ack it) after that commit. While one batch commits, the next one accumulates, so the cost of a
-transaction (pool checkout with its pre-ping, ``BEGIN``, ``COMMIT`` and its WAL flush) is paid once per
+transaction (pool checkout, ``BEGIN``, ``COMMIT`` and its WAL flush) is paid once per
 batch instead of once per item exactly when items arrive faster than one transaction per item allows. A
-lone item is a batch of one and is not delayed: nothing waits to fill a batch.
+lone item is a batch of one and is not delayed: nothing waits to fill a batch. :meth:`GroupCommitter.batch_sizes`
+tells how the batches came out (exported as ``athenaeum_slack_ingest_batch_size`` by ``agent.metrics``).
 
 ``handle_batch`` must not raise; if it does, the error is logged, the thread keeps running, and the items
 of that batch are simply not settled (Slack redelivers unacked envelopes).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -54,6 +56,9 @@ class GroupCommitter(Generic[T]):
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._stopping = False
+        # Counted under a lock: several threads finish batches at once, and ``+=`` is not atomic.
+        self._count_lock = threading.Lock()
+        self._sizes: Counter[int] = Counter()
         self.batches = 0  # batches handled (for metrics and tests)
         self.largest_batch = 0
         self._threads = [threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(threads)]
@@ -64,6 +69,15 @@ class GroupCommitter(Generic[T]):
         """Queue ``item``; an idle thread takes it at once. Ignored after :meth:`stop`."""
         if not self._stopping:
             self._queue.put(item)
+
+    def batch_sizes(self) -> dict[int, int]:
+        """How many batches of each size were handled so far (size -> batches), for metrics.
+
+        Exact counts rather than histogram buckets: there are at most ``max_batch`` sizes, and the metrics
+        layer chooses the buckets.
+        """
+        with self._count_lock:
+            return dict(self._sizes)
 
     def pending(self) -> int:
         """Items waiting for a thread (approximate while threads are taking them)."""
@@ -97,8 +111,10 @@ class GroupCommitter(Generic[T]):
                     self._queue.put(_STOP)  # for this thread's next turn, after the batch in hand
                     break
                 batch.append(more)
-            self.batches += 1
-            self.largest_batch = max(self.largest_batch, len(batch))
+            with self._count_lock:
+                self._sizes[len(batch)] += 1
+                self.batches += 1
+                self.largest_batch = max(self.largest_batch, len(batch))
             try:
                 self._handle_batch(batch)
             except Exception:

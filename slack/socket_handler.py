@@ -198,6 +198,10 @@ class SocketModeIngestion:
     def is_connected(self) -> bool:
         return bool(self.client.is_connected())
 
+    def batch_sizes(self) -> dict[int, int]:
+        """Transactions written by the group committer so far, by envelopes per transaction (for metrics)."""
+        return self.committer.batch_sizes()
+
     # ------------------------------------------------------------------ listeners
     def _count(self, name: str) -> None:
         with self._stats_lock:

@@ -31,6 +31,7 @@ class AppContext:
             data_dir=self.config.data_dir,
             pool_size=self.config.database_pool_size,
             max_overflow=self.config.database_max_overflow,
+            ping_after=self.config.database_ping_after,
         )
 
     @property

@@ -123,6 +123,10 @@ class LocalMiniLMProvider:
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # Idle pool threads sleep instead of spinning: the query path embeds one question and then waits on
+        # PostgreSQL, whose backend needs the cores the spinning threads would burn (message search p95
+        # 26-31 -> 15-17 ms on 2 cores; batch embedding was no slower: docs/benchmarks.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )

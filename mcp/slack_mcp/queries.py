@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from embeddings import EmbeddingProvider
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -20,10 +19,6 @@ from database.errors import AthenaeumError
 from slack_mcp.audience import Audience, visibility_sql
 from slack_mcp.refs import ChannelRef, UserRef, parse_channel, parse_user, permalink, ts_to_iso
 
-RRF_K = 60
-POOL_FACTOR = 4
-MIN_POOL = 40
-NEIGHBOUR_FACTOR = 10
 MESSAGE_COLUMNS = "m.channel_id, m.ts, m.thread_ts, m.user_id, m.bot_id, m.text, m.reply_count, m.subtype"
 TS_CONFIG = "english"
 
@@ -315,110 +310,6 @@ def context(session: Session, channel: Channel, ts: str, before: int, after: int
     if not any(r["ts"] == ts for r in rows):
         raise SlackQueryError(f"no message {ts} in #{channel.name or channel.id}; check the ts or paste a permalink")
     return sorted(rows, key=lambda r: r["ts"])
-
-
-def search(
-    session: Session,
-    provider: EmbeddingProvider | None,
-    audience: Audience,
-    query: str,
-    *,
-    channel: Channel | None = None,
-    user_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 10,
-    semantic_weight: float = 0.5,
-) -> list[tuple[Any, float]]:
-    """Hybrid message search: full text and vectors fused by reciprocal rank (k = 60, pool 4× the limit).
-
-    Returns (message row, score) pairs, best first; filters and the audience apply to both arms in SQL.
-    """
-    condition, params = visibility_sql(session, audience)
-    where = [condition, "NOT m.is_deleted"]
-    if channel is not None:
-        where.append("m.channel_id = :channel")
-        params["channel"] = channel.id
-    if user_id is not None:
-        where.append("m.user_id = :user")
-        params["user"] = user_id
-    if since is not None:
-        where.append("m.created_at >= :since")
-        params["since"] = since
-    if until is not None:
-        where.append("m.created_at < :until")
-        params["until"] = until
-    pool = max(limit * POOL_FACTOR, MIN_POOL)
-    filters = " AND ".join(where)
-    ranks: list[dict[tuple[str, str], int]] = []
-    weights: list[float] = []
-    if semantic_weight < 1:
-        rows = session.execute(
-            text(
-                f"WITH q AS (SELECT to_tsquery('{TS_CONFIG}', "
-                f"replace(plainto_tsquery('{TS_CONFIG}', :q)::text, ' & ', ' | ')) AS tsq) "
-                f"SELECT m.channel_id, m.ts FROM slack_messages m JOIN slack_channels ch ON ch.id = m.channel_id, q "
-                f"WHERE m.search @@ q.tsq AND {filters} "
-                "ORDER BY ts_rank_cd(m.search, q.tsq, 1) DESC, m.ts DESC LIMIT :pool"
-            ),
-            {**params, "q": query, "pool": pool},
-        ).all()
-        ranks.append({(r.channel_id, r.ts): i for i, r in enumerate(rows, 1)})
-        weights.append(1 - semantic_weight)
-    if semantic_weight > 0 and provider is not None:
-        column = {384: "embedding_384", 1536: "embedding_1536"}.get(provider.dimensions)
-        if column is None:
-            raise SlackQueryError(f"embeddings of {provider.dimensions} dimensions are not supported")
-        vector = "[" + ",".join(f"{x:.7g}" for x in provider.embed([query])[0]) + "]"
-        session.execute(text("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)"))
-        session.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(pool, 40))})
-        if channel is not None:
-            # One channel: an exact scan of its messages is small and misses nothing.
-            sql = (
-                "SELECT m.channel_id, m.ts FROM slack_message_embeddings e "
-                "JOIN slack_messages m ON m.channel_id = e.channel_id AND m.ts = e.ts "
-                "JOIN slack_channels ch ON ch.id = m.channel_id "
-                f"WHERE e.model = :model AND e.{column} IS NOT NULL AND {filters} "
-                f"ORDER BY e.{column} <=> CAST(:qv AS vector) LIMIT :pool"
-            )
-        else:
-            # Nearest neighbours from the HNSW index first (the planner will not use it through joins),
-            # then the audience and filters; the neighbour pool is wide so filtering rarely starves it.
-            sql = (
-                "WITH nn AS MATERIALIZED (SELECT e.channel_id, e.ts, "
-                f"e.{column} <=> CAST(:qv AS vector) AS distance FROM slack_message_embeddings e "
-                f"WHERE e.model = :model ORDER BY e.{column} <=> CAST(:qv AS vector) LIMIT :neighbours) "
-                "SELECT m.channel_id, m.ts FROM nn JOIN slack_messages m ON m.channel_id = nn.channel_id "
-                "AND m.ts = nn.ts JOIN slack_channels ch ON ch.id = m.channel_id "
-                f"WHERE {filters} ORDER BY nn.distance LIMIT :pool"
-            )
-        rows = session.execute(
-            text(sql),
-            {**params, "qv": vector, "model": provider.model, "pool": pool, "neighbours": pool * NEIGHBOUR_FACTOR},
-        ).all()
-        ranks.append({(r.channel_id, r.ts): i for i, r in enumerate(rows, 1)})
-        weights.append(semantic_weight)
-    scores: dict[tuple[str, str], float] = {}
-    for arm, weight in zip(ranks, weights, strict=True):
-        for key, rank in arm.items():
-            scores[key] = scores.get(key, 0.0) + weight / (RRF_K + rank)
-    best = sorted(scores, key=lambda k: (-scores[k], k))[:limit]
-    if not best:
-        return []
-    hit_rows = (
-        session.execute(
-            text(
-                f"SELECT {MESSAGE_COLUMNS}, ch.name AS channel_name FROM slack_messages m "
-                "JOIN slack_channels ch ON ch.id = m.channel_id "
-                "WHERE (m.channel_id, m.ts) IN (SELECT * FROM unnest(CAST(:cs AS text[]), CAST(:tss AS text[])))"
-            ),
-            {"cs": [k[0] for k in best], "tss": [k[1] for k in best]},
-        )
-        .mappings()
-        .all()
-    )
-    by_key: dict[tuple[str, str], Any] = {(r["channel_id"], r["ts"]): r for r in hit_rows}
-    return [(by_key[k], round(scores[k], 6)) for k in best if k in by_key]
 
 
 def thread_context(session: Session, row: Any, replies: int = 3) -> list[Any]:

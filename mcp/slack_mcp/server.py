@@ -29,6 +29,7 @@ from tool_rules import (
 
 from database import DatabaseConnection
 from slack_mcp import queries
+from slack_mcp import search as message_search
 from slack_mcp.audience import Audience, audience_from_meta
 from slack_mcp.refs import parse_channel, parse_ts
 
@@ -228,7 +229,7 @@ def build_server(
         with tool_session(db) as session:
             resolved = queries.resolve_channel(session, who, ch_ref) if ch_ref else None
             user_id = queries.resolve_user(session, user_ref) if user_ref else None
-            hits = queries.search(
+            hits = message_search.search_messages(
                 session,
                 provider,
                 who,

@@ -9,9 +9,11 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from agent import EventProcessor
+from agent.metrics import Metrics
 from database import DatabaseConnection
 from slack.socket_handler import SocketModeIngestion, start_socket_mode
 from tests.e2e.conftest import WAIT, count, refuse_message_inserts, set_connections
@@ -57,6 +59,20 @@ def test_envelopes_that_pile_up_are_written_together_and_each_acked_once_after_c
     assert Counter(fake.acks) == Counter([first, *rest])  # each exactly once
     assert handler.committer.largest_batch == 5
     assert count(db, "SELECT count(*) FROM slack_messages") == 6
+    # /metrics reports the two transactions as run.py wires it (Metrics.attach_slack(handler)).
+    metrics = Metrics()
+    metrics.attach_slack(handler)
+    samples = {
+        (s.name, s.labels.get("le")): s.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for s in family.samples
+    }
+    assert samples[("athenaeum_slack_ingest_batches_total", None)] == 2
+    assert samples[("athenaeum_slack_ingest_batch_size_bucket", "1.0")] == 1  # the first, alone
+    assert samples[("athenaeum_slack_ingest_batch_size_bucket", "2.0")] == 1
+    assert samples[("athenaeum_slack_ingest_batch_size_bucket", "5.0")] == 2  # the five that piled up
+    assert samples[("athenaeum_slack_ingest_batch_size_sum", None)] == 6
+    assert samples[("athenaeum_slack_ingest_largest_batch", None)] == 5
     # The five that piled up share one transaction; the first had its own.
     assert count(db, "SELECT count(DISTINCT xmin::text) FROM slack_messages WHERE ts > '1700000400.000000'") == 1
     assert count(db, "SELECT count(DISTINCT xmin::text) FROM slack_messages") == 2

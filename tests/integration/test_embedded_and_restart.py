@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import text
 
 from agent import EventProcessor, WorkerPool
-from database import DatabaseConnection, EmbeddedPostgres
+from database import DatabaseConnection, EmbeddedPostgres, embedded
+from database.embedded import shared_buffers_for_machine
 from tests.conftest import migrate
 from tests.support.waiting import assert_queue_invariants, status_counts, wait_for
 
@@ -51,6 +52,46 @@ def test_embedded_server_starts_with_pgvector_and_is_reused(private_server: Embe
             assert s.execute(text("SELECT '[1,2,3]'::vector <=> '[1,2,4]'::vector")).scalar() >= 0
     finally:
         db.dispose()
+
+
+def _shared_buffers_mb(url: str) -> int:
+    db = DatabaseConnection(url)
+    try:
+        with db.session() as s:
+            return int(
+                s.execute(
+                    text("SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'")
+                ).scalar()
+            )
+    finally:
+        db.dispose()
+
+
+def test_embedded_server_is_sized_for_the_machine_and_keeps_an_operators_choice(
+    private_server: EmbeddedPostgres,
+) -> None:
+    url = private_server.start()
+    wanted = shared_buffers_for_machine()
+    assert 128 <= wanted <= 1024
+    assert _shared_buffers_mb(url) == wanted
+    db = DatabaseConnection(url)
+    try:
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ALTER SYSTEM SET shared_buffers = '200MB'"))
+    finally:
+        db.dispose()
+    private_server.stop()
+    assert _shared_buffers_mb(private_server.start()) == 200
+
+
+def test_a_size_that_does_not_fit_falls_back_to_the_stock_size(
+    private_server: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """4 TB of shared memory cannot be mapped here: the restart fails, and the server still comes up."""
+    monkeypatch.setattr(embedded, "shared_buffers_for_machine", lambda: 4 * 1024 * 1024)
+    url = private_server.start()
+    assert _shared_buffers_mb(url) == 128
+    assert "shared_buffers = '128MB'" in (private_server.pgdata / "postgresql.auto.conf").read_text()
 
 
 def test_embedded_server_recovers_after_being_killed(private_server: EmbeddedPostgres) -> None:

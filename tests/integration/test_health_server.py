@@ -141,6 +141,7 @@ def test_metrics_move_when_events_flow(
     assert metric_value(server, "athenaeum_workers", state="running") == 2
     assert metric_value(server, "athenaeum_events_in_flight") == 0
     assert metric_value(server, "athenaeum_db_pool_connections", state="size") == 5
+    assert metric_value(server, "athenaeum_db_pings_total", outcome="dead") == 0
 
 
 def test_assistant_signals_and_slack_ingestion_stats_are_exposed(
@@ -148,13 +149,17 @@ def test_assistant_signals_and_slack_ingestion_stats_are_exposed(
 ) -> None:
     server, _, metrics = served
 
-    class FakeIngestion:  # the shape of slack's SocketModeIngestion: stats + is_connected()
+    class FakeIngestion:  # the shape of slack's SocketModeIngestion: stats, is_connected(), batch_sizes()
         def __init__(self) -> None:
             self.stats = {"acked": 7, "duplicates": 2, "malformed": 1}
             self.connected = True
+            self.sizes = {1: 3, 4: 1, 100: 1}
 
         def is_connected(self) -> bool:
             return self.connected
+
+        def batch_sizes(self) -> dict[int, int]:
+            return dict(self.sizes)
 
     slack = FakeIngestion()
     metrics.attach_slack(slack)
@@ -166,6 +171,19 @@ def test_assistant_signals_and_slack_ingestion_stats_are_exposed(
     assert metric_value(server, "athenaeum_slack_dedupe_hits_total") == 2
     assert metric_value(server, "athenaeum_slack_envelopes_total", outcome="malformed") == 1
     assert metric_value(server, "athenaeum_slack_connected") == 1
+    assert metric_value(server, "athenaeum_slack_ingest_batches_total") == 5
+    assert metric_value(server, "athenaeum_slack_ingest_batch_size_bucket", le="1.0") == 3
+    assert metric_value(server, "athenaeum_slack_ingest_batch_size_bucket", le="2.0") == 3
+    assert metric_value(server, "athenaeum_slack_ingest_batch_size_bucket", le="5.0") == 4
+    assert metric_value(server, "athenaeum_slack_ingest_batch_size_bucket", le="50.0") == 4
+    assert metric_value(server, "athenaeum_slack_ingest_batch_size_bucket", le="100.0") == 5
+    assert metric_value(server, "athenaeum_slack_ingest_batch_size_bucket", le="+Inf") == 5
+    assert metric_value(server, "athenaeum_slack_ingest_batch_size_count") == 5
+    assert metric_value(server, "athenaeum_slack_ingest_batch_size_sum") == 107
+    assert metric_value(server, "athenaeum_slack_ingest_largest_batch") == 100
+    slack.sizes[2] = 1
+    assert metric_value(server, "athenaeum_slack_ingest_batches_total") == 6  # read at scrape time
+    assert metric_value(server, "athenaeum_slack_ingest_batch_size_bucket", le="2.0") == 4
     slack.connected = False
     slack.stats["acked"] = 8
     assert metric_value(server, "athenaeum_slack_connected") == 0

@@ -50,6 +50,14 @@ def test_embedding_max_tokens_defaults_to_128_and_is_bounded() -> None:
         config.validate()
 
 
+def test_database_ping_after_defaults_to_one_second_and_may_be_zero() -> None:
+    assert Config(environ={}, env_file=None).database_ping_after == 1.0
+    assert Config(environ={"DATABASE_PING_AFTER": "0"}, env_file=None).database_ping_after == 0.0
+    config = Config(environ={"DATABASE_PING_AFTER": "-1"}, env_file=None)
+    with pytest.raises(ConfigError, match=r"DATABASE_PING_AFTER.*0 or more"):
+        config.validate()
+
+
 def test_validate_lists_every_bad_value_with_its_fix() -> None:
     config = Config(
         environ={

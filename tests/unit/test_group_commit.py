@@ -47,6 +47,8 @@ def test_items_that_arrive_during_a_write_become_one_batch_in_order() -> None:
         assert handler.wait_items(6)
         assert handler.batches == [["first"], [0, 1, 2, 3, 4]]
         assert committer.largest_batch == 5
+        assert committer.batch_sizes() == {1: 1, 5: 1}
+        assert committer.batches == 2
     finally:
         handler.gate.set()
         assert committer.stop(WAIT)
@@ -103,3 +105,19 @@ def test_rejects_nonsense_sizes() -> None:
         GroupCommitter(lambda batch: None, threads=0)
     with pytest.raises(ValueError):
         GroupCommitter(lambda batch: None, max_batch=0)
+
+
+def test_counts_stay_consistent_when_several_threads_finish_batches_at_once() -> None:
+    done = threading.Semaphore(0)
+    committer: GroupCommitter[int] = GroupCommitter(lambda batch: [done.release() for _ in batch], threads=4)
+    try:
+        for i in range(2000):
+            committer.submit(i)
+        for _ in range(2000):
+            assert done.acquire(timeout=WAIT)
+        sizes = committer.batch_sizes()
+        assert sum(size * n for size, n in sizes.items()) == 2000  # every item in exactly one counted batch
+        assert sum(sizes.values()) == committer.batches
+        assert max(sizes) == committer.largest_batch
+    finally:
+        assert committer.stop(WAIT)
