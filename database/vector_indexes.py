@@ -169,15 +169,22 @@ def rebuild_index(
         VectorIndexError: the rebuild failed; its invalid copy has been dropped, the old index still serves.
     """
     policy = policy or ReindexPolicy()
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        key = {"cls": ADVISORY_LOCK_CLASS, "name": index.name}
-        if not conn.execute(text("SELECT pg_try_advisory_lock(:cls, hashtext(:name))"), key).scalar():
-            size = index_bytes(conn, index.name)
-            return ReindexResult(index.name, False, "another rebuild of it is running", -1, -1, size, size)
-        try:
-            return _rebuild_locked(conn, index, policy, force)
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:cls, hashtext(:name))"), key)
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            key = {"cls": ADVISORY_LOCK_CLASS, "name": index.name}
+            if not conn.execute(text("SELECT pg_try_advisory_lock(:cls, hashtext(:name))"), key).scalar():
+                size = index_bytes(conn, index.name)
+                return ReindexResult(index.name, False, "another rebuild of it is running", -1, -1, size, size)
+            try:
+                return _rebuild_locked(conn, index, policy, force)
+            finally:
+                if not conn.invalidated:  # a lost connection released the lock with its session
+                    conn.execute(text("SELECT pg_advisory_unlock(:cls, hashtext(:name))"), key)
+    except DBAPIError as exc:
+        # The database went away or refused a catalog query: the caller gets our error, with what to do.
+        raise VectorIndexError(
+            f"could not check or rebuild {index.name!r}: {_first_line(exc)}. Check the database and rebuild again."
+        ) from exc
 
 
 def _rebuild_locked(conn: Connection, index: HnswIndex, policy: ReindexPolicy, force: bool) -> ReindexResult:
@@ -189,7 +196,7 @@ def _rebuild_locked(conn: Connection, index: HnswIndex, policy: ReindexPolicy, f
     try:
         return _rebuild_with_timeout(conn, index, policy, force)
     finally:
-        if not conn.closed and not conn.invalidated:
+        if not conn.invalidated:
             conn.execute(text("SELECT set_config('lock_timeout', '0', false)"))
 
 
