@@ -281,3 +281,30 @@ def test_cli_reindex_prints_sizes_and_delete_removes_the_source(
     deleted = run("delete", "manual")
     assert deleted.returncode == 0 and "deleted docs source 'manual'" in deleted.stdout, deleted.stderr
     assert run("delete", "manual").returncode == 1
+
+
+def test_create_tables_installs_the_same_counting_triggers(empty_database_url: str) -> None:
+    quick = DatabaseConnection(empty_database_url)
+    try:
+        quick.create_tables()
+        with quick.session() as session:
+            session.execute(
+                text(
+                    "INSERT INTO docs_sources (id, name, location, embedding_model, embedding_dimensions) "
+                    "VALUES (1, 's', 'x', 'm', 384)"
+                )
+            )
+            session.execute(text("INSERT INTO docs_pages (id, source_id, url, title, content_hash, text) "
+                                 "VALUES (1, 1, 'u', 't', '', '')"))  # fmt: skip
+            session.execute(
+                text(
+                    "INSERT INTO docs_chunks (page_id, source_id, ordinal, heading, text, tsv, embedding_384) "
+                    "SELECT 1, 1, g, 'h', 't', to_tsvector('t'), array_fill(0.5::real, ARRAY[384])::vector "
+                    "FROM generate_series(1, 3) g"
+                )
+            )
+        with quick.session() as session:
+            session.execute(text("DELETE FROM docs_sources"))  # cascades through pages to chunks
+        assert churn(quick, INDEX_384.name) == 3
+    finally:
+        quick.dispose()
