@@ -4,21 +4,24 @@
     python scripts/bench_search.py --source pg15                       # latency over an ingested manual
     python scripts/bench_search.py --ingest /usr/share/doc/postgresql-doc-15/html   # pages/s, chunks/s
     python scripts/bench_search.py --synthetic-chunks 100000           # latency over a synthetic 100k index
-    python scripts/bench_search.py --messages 100000                   # message search over 100k messages
+    python scripts/bench_search.py --messages 100000 --keep            # message search over 100k messages
     python scripts/bench_search.py --skip-docs --reindex-churn 20000   # HNSW size/latency: delete, VACUUM, rebuild
 
 The database is the configured one (DATABASE_URL, or the embedded server under ATHENAEUM_DATA_DIR). Docs
 search is timed four ways: ``hybrid`` etc. include embedding the query (what a user waits for, less the MCP
 transport); ``hybrid sql`` is the same search with the query already embedded (database and fusion only);
 ``embed q`` is the query embedding alone; ``tool path`` adds what the MCP tool does around the search (a pooled
-session with its pre-ping, read-only with a statement timeout, commit). Synthetic rows use random unit vectors
-and text drawn from the manual's vocabulary; they are removed afterwards.
+session with its pre-ping, read-only with a statement timeout, commit). Synthetic chunks take text drawn from
+the manual's vocabulary and vectors scattered around the manual's (``--synthetic-vectors random``: uniformly
+random, the worst case of a filtered HNSW scan); synthetic messages use random vectors. Synthetic rows are
+removed afterwards, unless ``--keep`` keeps the messages for the next run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
@@ -114,6 +117,36 @@ def _vector(rng: random.Random, dims: int) -> str:
     return "[" + ",".join(f"{v / norm:.5f}" for v in values) + "]"
 
 
+def _near_real_vectors(ctx: AppContext, rng: random.Random, dims: int, column: str) -> Callable[[], str]:
+    """Vectors near the real chunks' embeddings (cosine ~0.86 to one of them), or random ones without any.
+
+    Random unit vectors in 384 dimensions are all about equally far from every query; mixed into one HNSW
+    index with real embeddings they make a filtered search walk past every real neighbour first. Vectors
+    scattered around real ones look like a second manual on the same subjects.
+    """
+    with ctx.db.session() as session:
+        rows = (
+            session.execute(
+                text(
+                    f"SELECT CAST({column} AS text) FROM docs_chunks WHERE {column} IS NOT NULL ORDER BY id LIMIT 20000"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    bases = [[float(x) for x in row.strip("[]").split(",")] for row in rows]
+    sigma = 0.6 / math.sqrt(dims)  # noise of norm ~0.6 on a unit vector: cosine 1 / sqrt(1 + 0.36)
+
+    def near_real() -> str:
+        if not bases:
+            return _vector(rng, dims)
+        values = [b + rng.gauss(0, sigma) for b in rng.choice(bases)]
+        norm = sum(v * v for v in values) ** 0.5
+        return "[" + ",".join(f"{v / norm:.5f}" for v in values) + "]"
+
+    return near_real
+
+
 def _vocabulary(ctx: AppContext) -> list[str]:
     with ctx.db.session() as session:
         words = session.execute(text("SELECT text FROM docs_chunks ORDER BY id LIMIT 2000")).scalars().all()
@@ -121,11 +154,15 @@ def _vocabulary(ctx: AppContext) -> list[str]:
     return vocab or ["index", "table", "query", "vacuum", "replication", "backup", "lock", "transaction"]
 
 
-def bench_synthetic_chunks(ctx: AppContext, provider, count: int, repeats: int) -> None:
+def bench_synthetic_chunks(ctx: AppContext, provider, count: int, repeats: int, vectors: str) -> None:
     rng = random.Random(7)
     vocab = _vocabulary(ctx)
     source = "bench-synthetic"
     column = {384: "embedding_384", 1536: "embedding_1536"}[provider.dimensions]
+    if vectors == "random":
+        make_vector = lambda: _vector(rng, provider.dimensions)  # noqa: E731
+    else:
+        make_vector = _near_real_vectors(ctx, rng, provider.dimensions, column)
     started = time.perf_counter()
     with ctx.db.session() as session:
         delete_source(session, source)
@@ -161,7 +198,7 @@ def bench_synthetic_chunks(ctx: AppContext, provider, count: int, repeats: int) 
                         "s": sid,
                         "o": i,
                         "t": " ".join(rng.choice(vocab) for _ in range(120)),
-                        "v": _vector(rng, provider.dimensions),
+                        "v": make_vector(),
                     }
                     for i in range(start, stop)
                 ]
@@ -179,9 +216,13 @@ def bench_synthetic_chunks(ctx: AppContext, provider, count: int, repeats: int) 
     with ctx.db.session() as session:
         refresh_term_stats(session, sid)
         session.execute(text("ANALYZE docs_chunks"))
-    print(f"built a synthetic index of {count} chunks ({pages} pages) in {time.perf_counter() - started:.0f} s")
+    print(
+        f"built a synthetic index of {count} chunks ({pages} pages, {vectors} vectors) "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
     try:
         bench_docs(ctx, provider, source, repeats, f"a synthetic {count}-chunk source")
+        bench_docs(ctx, provider, None, repeats, "every source")
     finally:
         with ctx.db.session() as session:
             delete_source(session, source)
@@ -282,10 +323,136 @@ def bench_reindex_churn(ctx: AppContext, provider, count: int, repeats: int) -> 
         heal_docs_indexes(ctx.db)
 
 
-def bench_messages(ctx: AppContext, provider, count: int, repeats: int) -> None:
+def bench_messages(ctx: AppContext, provider, count: int, repeats: int, keep: bool) -> None:
     from slack_mcp.audience import Audience
-    from slack_mcp.queries import search
+    from slack_mcp.queries import Channel
+    from slack_mcp.search import search_messages
 
+    with ctx.db.session() as session:
+        present = session.execute(text("SELECT count(*) FROM slack_messages WHERE channel_id LIKE 'CBENCH%'")).scalar()
+    if present != count:
+        _insert_messages(ctx, provider, count)
+    else:
+        print(f"reusing {count} synthetic messages kept by an earlier --keep run")
+    queries = [q["q"] for q in QUESTIONS]
+    with ctx.db.session() as session:
+        newest = session.execute(text("SELECT max(created_at) FROM slack_messages WHERE channel_id LIKE 'CBENCH%'"))
+        week_before = newest.scalar_one() - timedelta(days=7)
+    public = Audience()
+    cases: list[tuple[str, Audience, dict]] = [
+        ("public audience", public, {}),
+        ("unrestricted", Audience(unrestricted=True), {}),
+        ("public, one channel", public, {"channel": Channel("CBENCH001", "cbench001")}),
+        ("public, one user", public, {"user_id": "UBENCH42"}),
+        ("public, last 7 days", public, {"since": week_before}),
+        ("public, words only", public, {"semantic_weight": 0.0}),
+        ("public, meaning only", public, {"semantic_weight": 1.0}),
+    ]
+    try:
+        with ctx.db.session() as session:
+            for label, audience, filters in cases:
+                samples = timed(
+                    lambda q, a=audience, f=filters: search_messages(session, provider, a, q, limit=10, **f),
+                    queries,
+                    repeats,
+                )
+                print(f"  message search ({label}) {percentiles(samples)}")
+        print(f"  message search (public, MCP tool call) {percentiles(_tool_calls(ctx, provider, queries, repeats))}")
+        _keyword_check(ctx, queries)
+    finally:
+        if not keep:
+            _delete_messages(ctx)
+
+
+def _keyword_check(ctx: AppContext, queries: list[str]) -> None:
+    """What the keyword arm's candidate cap changes: its top 10 against ranking every match (words only).
+
+    For each top 10: how many distinct query words a result holds, their summed IDF (exact counts), and the
+    result's length in lexemes. Ranking every match with length-normalised ``ts_rank_cd`` favours short
+    messages; the capped arm starts from the rarest words.
+    """
+    from slack_mcp import search as message_search
+    from slack_mcp.audience import Audience
+
+    def top(session) -> dict[str, list[str]]:
+        return {
+            q: [row["ts"] for row, _ in message_search.search_messages(session, None, Audience(), q, semantic_weight=0)]
+            for q in queries
+        }
+
+    with ctx.db.session() as session:
+        capped = top(session)
+        budget = (message_search.KEYWORD_POSTINGS, message_search.KEYWORD_PREFILTER)
+        message_search.KEYWORD_POSTINGS = message_search.KEYWORD_PREFILTER = 10**9
+        try:
+            exact = top(session)
+        finally:
+            message_search.KEYWORD_POSTINGS, message_search.KEYWORD_PREFILTER = budget
+        total = session.execute(text("SELECT count(*) FROM slack_messages")).scalar_one()
+        measures: dict[str, list[tuple[int, float, int]]] = {"every match": [], "capped": []}
+        for q in queries:
+            lexemes = session.execute(
+                text("SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', :q)))"), {"q": q}
+            ).scalars()
+            idf = {}
+            for lexeme in lexemes:
+                df = session.execute(
+                    text("SELECT count(*) FROM slack_messages WHERE search @@ CAST(quote_literal(:l) AS tsquery)"),
+                    {"l": lexeme},
+                ).scalar_one()
+                idf[lexeme] = math.log(1 + (total - df + 0.5) / (df + 0.5))
+            for label, tss in (("every match", exact[q]), ("capped", capped[q])):
+                for ts in tss:
+                    words = set(
+                        session.execute(
+                            text("SELECT tsvector_to_array(search) FROM slack_messages WHERE ts = :ts"), {"ts": ts}
+                        ).scalar_one()
+                    )
+                    held = [w for w in idf if w in words]
+                    measures[label].append((len(held), sum(idf[w] for w in held), len(words)))
+    overlap = statistics.mean(len(set(capped[q]) & set(exact[q])) / max(len(exact[q]), 1) for q in queries)
+    print(f"  keyword arm, top 10 (words only): overlap of capped with every-match ranking {overlap:.2f}")
+    for label, rows in measures.items():
+        held, weight, length = (statistics.mean(r[i] for r in rows) for i in range(3))
+        print(f"    {label:12} query words held {held:.2f}   their summed IDF {weight:.2f}   length {length:.1f}")
+
+
+def _tool_calls(ctx: AppContext, provider, queries: list[str], repeats: int) -> list[float]:
+    """``search_messages`` as an MCP client sees it: the official client, in memory, one session."""
+    import anyio
+    from slack_mcp.server import build_server
+
+    from mcp import Client
+
+    server = build_server(ctx.db, provider)
+
+    async def main() -> list[float]:
+        async with Client(server) as client:
+            for q in queries[:5]:
+                await client.call_tool("search_messages", {"query": q})
+            samples = []
+            for _ in range(repeats):
+                for q in queries:
+                    started = time.perf_counter()
+                    result = await client.call_tool("search_messages", {"query": q})
+                    samples.append((time.perf_counter() - started) * 1000)
+                    if result.is_error:
+                        raise SystemExit(f"search_messages failed: {result.content}")
+            return samples
+
+    return anyio.run(main)
+
+
+def _delete_messages(ctx: AppContext) -> None:
+    with ctx.db.session() as session:
+        session.execute(text("DELETE FROM slack_message_embeddings WHERE channel_id LIKE 'CBENCH%'"))
+        session.execute(text("DELETE FROM slack_messages WHERE channel_id LIKE 'CBENCH%'"))
+        session.execute(text("DELETE FROM slack_channels WHERE id LIKE 'CBENCH%'"))
+
+
+def _insert_messages(ctx: AppContext, provider, count: int) -> None:
+    """``count`` synthetic messages in 50 channels (every tenth private), with random embeddings."""
+    _delete_messages(ctx)
     rng = random.Random(11)
     vocab = _vocabulary(ctx)
     column = {384: "embedding_384", 1536: "embedding_1536"}[provider.dimensions]
@@ -331,18 +498,9 @@ def bench_messages(ctx: AppContext, provider, count: int, repeats: int) -> None:
                 ),
                 rows,
             )
+    with ctx.db.session() as session:
+        session.execute(text("ANALYZE slack_messages, slack_message_embeddings"))
     print(f"inserted {count} synthetic messages in {time.perf_counter() - started:.0f} s")
-    queries = [q["q"] for q in QUESTIONS]
-    try:
-        with ctx.db.session() as session:
-            for label, audience in (("public audience", Audience()), ("unrestricted", Audience(unrestricted=True))):
-                samples = timed(lambda q, a=audience: search(session, provider, a, q, limit=10), queries, repeats)
-                print(f"  message search ({label}) {percentiles(samples)}")
-    finally:
-        with ctx.db.session() as session:
-            session.execute(text("DELETE FROM slack_message_embeddings WHERE channel_id LIKE 'CBENCH%'"))
-            session.execute(text("DELETE FROM slack_messages WHERE channel_id LIKE 'CBENCH%'"))
-            session.execute(text("DELETE FROM slack_channels WHERE id LIKE 'CBENCH%'"))
 
 
 def main() -> int:
@@ -351,11 +509,20 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ingest", metavar="FOLDER", help="time a fresh ingest of FOLDER (into a temporary source)")
     parser.add_argument("--synthetic-chunks", type=int, default=0)
+    parser.add_argument(
+        "--synthetic-vectors",
+        choices=("near-real", "random"),
+        default="near-real",
+        help="synthetic chunk vectors scattered around the real chunks' (default) or uniformly random (worst case)",
+    )
     parser.add_argument("--messages", type=int, default=0)
     parser.add_argument(
         "--reindex-churn", type=int, default=0, metavar="N", help="HNSW bloat and rebuild over N chunks"
     )
     parser.add_argument("--skip-docs", action="store_true")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the synthetic messages for the next run (which then reuses them)"
+    )
     args = parser.parse_args()
     config = Config()
     ctx = AppContext(config)
@@ -376,9 +543,9 @@ def main() -> int:
     if args.ingest:
         bench_ingest(ctx, provider, Path(args.ingest))
     if args.synthetic_chunks:
-        bench_synthetic_chunks(ctx, provider, args.synthetic_chunks, args.repeats)
+        bench_synthetic_chunks(ctx, provider, args.synthetic_chunks, args.repeats, args.synthetic_vectors)
     if args.messages:
-        bench_messages(ctx, provider, args.messages, args.repeats)
+        bench_messages(ctx, provider, args.messages, args.repeats, args.keep)
     if args.reindex_churn:
         bench_reindex_churn(ctx, provider, args.reindex_churn, args.repeats)
     print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
