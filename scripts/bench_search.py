@@ -156,7 +156,6 @@ def _vocabulary(ctx: AppContext) -> list[str]:
 
 def bench_synthetic_chunks(ctx: AppContext, provider, count: int, repeats: int, vectors: str) -> None:
     rng = random.Random(7)
-    vocab = _vocabulary(ctx)
     source = "bench-synthetic"
     column = {384: "embedding_384", 1536: "embedding_1536"}[provider.dimensions]
     if vectors == "random":
@@ -164,60 +163,16 @@ def bench_synthetic_chunks(ctx: AppContext, provider, count: int, repeats: int, 
     else:
         make_vector = _near_real_vectors(ctx, rng, provider.dimensions, column)
     started = time.perf_counter()
-    with ctx.db.session() as session:
-        delete_source(session, source)
-        sid = session.execute(
-            text(
-                "INSERT INTO docs_sources (name, location, embedding_model, embedding_dimensions) "
-                "VALUES (:n, 'synthetic', :m, :d) RETURNING id"
-            ),
-            {"n": source, "m": provider.model, "d": provider.dimensions},
-        ).scalar_one()
-    pages = max(count // 10, 1)
-    batch = 2000
     try:
-        for start in range(0, count, batch):
-            stop = min(start + batch, count)
-            with ctx.db.session() as session:
-                first_page = start // 10
-                page_ids = (
-                    session.execute(
-                        text(
-                            "INSERT INTO docs_pages (source_id, url, title, content_hash, text) "
-                            "SELECT :s, 'synthetic://' || g, 'page ' || g, '', '' "
-                            "FROM generate_series(:a, :b) g ORDER BY g RETURNING id"
-                        ),
-                        {"s": sid, "a": first_page, "b": (stop - 1) // 10},
-                    )
-                    .scalars()
-                    .all()
-                )
-                rows = [
-                    {
-                        "p": page_ids[i // 10 - first_page],
-                        "s": sid,
-                        "o": i,
-                        "t": " ".join(rng.choice(vocab) for _ in range(120)),
-                        "v": make_vector(),
-                    }
-                    for i in range(start, stop)
-                ]
-                session.execute(
-                    text(
-                        f"INSERT INTO docs_chunks (page_id, source_id, ordinal, heading, text, tsv, {column}) "
-                        "VALUES (:p, :s, :o, 'synthetic', :t, to_tsvector('english', :t), CAST(:v AS vector))"
-                    ),
-                    rows,
-                )
+        _insert_synthetic_source(ctx, provider, source, count, rng, _vocabulary(ctx), make_vector)
     except BaseException:
         with ctx.db.session() as session:
             delete_source(session, source)
         raise
     with ctx.db.session() as session:
-        refresh_term_stats(session, sid)
         session.execute(text("ANALYZE docs_chunks"))
     print(
-        f"built a synthetic index of {count} chunks ({pages} pages, {vectors} vectors) "
+        f"built a synthetic index of {count} chunks ({max(count // 10, 1)} pages, {vectors} vectors) "
         f"in {time.perf_counter() - started:.0f} s"
     )
     try:
@@ -228,9 +183,19 @@ def bench_synthetic_chunks(ctx: AppContext, provider, count: int, repeats: int, 
             delete_source(session, source)
 
 
-def _insert_synthetic_source(ctx: AppContext, provider, source: str, count: int, rng: random.Random, vocab) -> None:
-    """A docs source of ``count`` random unit-vector chunks (10 per page), committed in batches of 2,000."""
+def _insert_synthetic_source(
+    ctx: AppContext,
+    provider,
+    source: str,
+    count: int,
+    rng: random.Random,
+    vocab: list[str],
+    make_vector: Callable[[], str] | None = None,
+) -> None:
+    """A docs source of ``count`` chunks of 120 words from ``vocab`` (10 per page), committed in batches of
+    2,000, with vectors from ``make_vector`` (default: random unit vectors), and its term statistics."""
     column = {384: "embedding_384", 1536: "embedding_1536"}[provider.dimensions]
+    make_vector = make_vector or (lambda: _vector(rng, provider.dimensions))
     with ctx.db.session() as session:
         delete_source(session, source)
         sid = session.execute(
@@ -266,7 +231,7 @@ def _insert_synthetic_source(ctx: AppContext, provider, source: str, count: int,
                         "s": sid,
                         "o": i,
                         "t": " ".join(rng.choice(vocab) for _ in range(120)),
-                        "v": _vector(rng, provider.dimensions),
+                        "v": make_vector(),
                     }
                     for i in range(start, stop)
                 ],
