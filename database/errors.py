@@ -6,7 +6,8 @@
     ├── ConfigError                     (agent.config) a setting is missing or malformed; fix it and restart
     ├── DatabaseError                   PostgreSQL could not do what was asked
     │   ├── DatabaseUnavailableError    the server cannot be reached (retryable: back off and try again)
-    │   └── EmbeddedDatabaseError       the embedded PostgreSQL would not start
+    │   ├── EmbeddedDatabaseError       the embedded PostgreSQL would not start
+    │   └── VectorIndexError            (database.vector_indexes) an HNSW rebuild failed; the old index serves
     ├── LeaseLostError                  (agent) a worker's lease expired; its write changed nothing
     ├── PermanentError                  (agent) raise from a job to fail it at once, without retries
     └── ...                             per-package subclasses (slack, llm, tools) live with their seams

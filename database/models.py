@@ -119,3 +119,4 @@ event.listen(Event.__table__, "after_create", DDL(NOTIFY_TRIGGER_SQL))
 # Models kept in their own modules register on Base.metadata here, so Alembic sees every table.
 from database import docs_models as _docs_models  # noqa: E402, F401
 from database import slack_embedding_models as _slack_embedding_models  # noqa: E402, F401
+from database import vector_index_models as _vector_index_models  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""`docs ingest|search|sources`: build and query the documentation index from the command line.
+"""`docs ingest|search|sources|delete|reindex`: build and query the documentation index from the command line.
 
 A command module (not a server): ``athenaeum.py`` registers it; the queries are the same functions the
 docs MCP server calls (``docs_mcp.search``).
@@ -15,11 +15,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from docs_mcp.crawl import CrawlReport, SiteCrawler, list_folder, read_folder
-from docs_mcp.index import DocsIndexer
+from docs_mcp.index import DocsIndexer, remove_source
+from docs_mcp.reindex import UnknownSourceError, reindex_docs
 from docs_mcp.search import DEFAULT_SEMANTIC_WEIGHT, list_sources, search_docs
 from embeddings import EmbeddingProvider, build_provider
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from database.vector_indexes import ReindexResult, VectorIndexError
 
 
 def register(sub: Any) -> None:
@@ -44,6 +47,21 @@ def register(sub: Any) -> None:
     p = dsub.add_parser("sources", help="list sources with page/chunk counts and embedding models")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_sources)
+    p = dsub.add_parser("delete", help="delete a source with its pages and chunks")
+    p.add_argument("source")
+    p.set_defaults(handler=cmd_delete)
+    p = dsub.add_parser(
+        "reindex", help="rebuild the vector (HNSW) indexes concurrently, e.g. after large deletes; prints sizes"
+    )
+    p.add_argument("--source", help="only the index this source's vectors live in (default: all)")
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up if a lock or an older transaction holds the rebuild up longer than this (default: wait)",
+    )
+    p.set_defaults(handler=cmd_reindex)
 
 
 def provider_from(ctx: Any) -> EmbeddingProvider:
@@ -109,6 +127,7 @@ def cmd_ingest(ctx: Any, args: argparse.Namespace) -> int:
     )
     for url in report.failed[:10]:
         print(f"  failed: {url}", file=sys.stderr)
+    print_upkeep(stats.index_upkeep)
     return 0
 
 
@@ -147,3 +166,35 @@ def cmd_sources(ctx: Any, args: argparse.Namespace) -> int:
             f"{s.location}"
         )
     return 0
+
+
+def cmd_delete(ctx: Any, args: argparse.Namespace) -> int:
+    ctx.require_current_schema()
+    existed, upkeep = remove_source(ctx.db, args.source)
+    if not existed:
+        print(f"no docs source named {args.source!r}: `python athenaeum.py docs sources` lists them", file=sys.stderr)
+        return 1
+    print(f"deleted docs source {args.source!r}")
+    print_upkeep(upkeep)
+    return 0
+
+
+def cmd_reindex(ctx: Any, args: argparse.Namespace) -> int:
+    ctx.require_current_schema()
+    try:
+        results = reindex_docs(ctx.db, args.source, lock_timeout_seconds=args.lock_timeout)
+    except (UnknownSourceError, VectorIndexError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for result in results:
+        print(result.summary())
+    return 0
+
+
+def print_upkeep(results: list[ReindexResult]) -> None:
+    """After a bulk change: report the indexes that were rebuilt, failed or had leftovers (not the quiet ones)."""
+    for result in results:
+        if result.error:
+            print(f"warning: {result.summary()} Retry with `python athenaeum.py docs reindex`.", file=sys.stderr)
+        elif result.rebuilt or result.dropped_leftovers:
+            print(result.summary())

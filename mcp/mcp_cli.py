@@ -83,7 +83,7 @@ def cmd_serve(ctx: Any, args: argparse.Namespace) -> int:
 
 def cmd_embed_messages(ctx: Any, args: argparse.Namespace) -> int:
     from embeddings import build_provider
-    from slack_mcp.embedding_jobs import embed_missing_messages
+    from slack_mcp.embedding_jobs import embed_missing_messages, heal_message_indexes
 
     ctx.require_current_schema()
     config = ctx.config
@@ -95,4 +95,10 @@ def cmd_embed_messages(ctx: Any, args: argparse.Namespace) -> int:
     )
     total = embed_missing_messages(ctx.db, provider, batch_size=args.batch, limit=args.limit)
     print(f"embedded {total} message(s)")
+    # Also when nothing was left to embed, so running the backfill again retries a rebuild that failed.
+    for result in heal_message_indexes(ctx.db):
+        if result.error:
+            print(f"warning: {result.summary()} Run `python athenaeum.py mcp embed-messages` again.", file=sys.stderr)
+        elif result.rebuilt or result.dropped_leftovers:
+            print(result.summary())
     return 0

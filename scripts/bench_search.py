@@ -5,6 +5,7 @@
     python scripts/bench_search.py --ingest /usr/share/doc/postgresql-doc-15/html   # pages/s, chunks/s
     python scripts/bench_search.py --synthetic-chunks 100000           # latency over a synthetic 100k index
     python scripts/bench_search.py --messages 100000 --keep            # message search over 100k messages
+    python scripts/bench_search.py --skip-docs --reindex-churn 20000   # HNSW size/latency: delete, VACUUM, rebuild
 
 The database is the configured one (DATABASE_URL, or the embedded server under ATHENAEUM_DATA_DIR). Docs
 search is timed four ways: ``hybrid`` etc. include embedding the query (what a user waits for, less the MCP
@@ -36,6 +37,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "mcp")]
 
 from docs_mcp.crawl import CrawlReport, list_folder, read_folder  # noqa: E402
 from docs_mcp.index import DocsIndexer, delete_source, refresh_term_stats  # noqa: E402
+from docs_mcp.reindex import DOCS_HNSW_INDEXES, heal_docs_indexes  # noqa: E402
 from docs_mcp.search import search_docs  # noqa: E402
 from embeddings import build_provider  # noqa: E402
 from sqlalchemy import text  # noqa: E402
@@ -152,20 +154,18 @@ def _vocabulary(ctx: AppContext) -> list[str]:
     return vocab or ["index", "table", "query", "vacuum", "replication", "backup", "lock", "transaction"]
 
 
-SYNTHETIC_SOURCE = "bench-synthetic"
-
-
 def bench_synthetic_chunks(ctx: AppContext, provider, count: int, repeats: int, vectors: str, keep: bool) -> None:
-    source = SYNTHETIC_SOURCE
+    source = "bench-synthetic"
+    location = f"synthetic {vectors}"
     with ctx.db.session() as session:
         present = session.execute(
             text("SELECT chunk_count FROM docs_sources WHERE name = :n AND location = :loc"),
-            {"n": source, "loc": f"synthetic {vectors}"},
+            {"n": source, "loc": location},
         ).scalar()
     if present == count:
         print(f"reusing {count} synthetic chunks kept by an earlier --keep run")
     else:
-        _insert_chunks(ctx, provider, count, vectors)
+        _build_synthetic_chunks(ctx, provider, source, location, count, vectors)
     try:
         bench_docs(ctx, provider, source, repeats, f"a synthetic {count}-chunk source")
         bench_docs(ctx, provider, None, repeats, "every source")
@@ -175,17 +175,43 @@ def bench_synthetic_chunks(ctx: AppContext, provider, count: int, repeats: int, 
                 delete_source(session, source)
 
 
-def _insert_chunks(ctx: AppContext, provider, count: int, vectors: str) -> None:
-    """``count`` synthetic chunks, ten per page, in their own source (its location names the vectors)."""
+def _build_synthetic_chunks(ctx: AppContext, provider, source: str, location: str, count: int, vectors: str) -> None:
+    """A fresh synthetic source of ``count`` chunks (its location names the vectors, so --keep reuses only a match)."""
     rng = random.Random(7)
-    vocab = _vocabulary(ctx)
-    source = SYNTHETIC_SOURCE
     column = {384: "embedding_384", 1536: "embedding_1536"}[provider.dimensions]
     if vectors == "random":
         make_vector = lambda: _vector(rng, provider.dimensions)  # noqa: E731
     else:
         make_vector = _near_real_vectors(ctx, rng, provider.dimensions, column)
     started = time.perf_counter()
+    try:
+        _insert_synthetic_source(ctx, provider, source, count, rng, _vocabulary(ctx), make_vector, location)
+    except BaseException:
+        with ctx.db.session() as session:
+            delete_source(session, source)
+        raise
+    with ctx.db.session() as session:
+        session.execute(text("ANALYZE docs_chunks"))
+    print(
+        f"built a synthetic index of {count} chunks ({max(count // 10, 1)} pages, {vectors} vectors) "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
+
+
+def _insert_synthetic_source(
+    ctx: AppContext,
+    provider,
+    source: str,
+    count: int,
+    rng: random.Random,
+    vocab: list[str],
+    make_vector: Callable[[], str] | None = None,
+    location: str = "synthetic",
+) -> None:
+    """A docs source of ``count`` chunks of 120 words from ``vocab`` (10 per page), committed in batches of
+    2,000, with vectors from ``make_vector`` (default: random unit vectors), and its term statistics."""
+    column = {384: "embedding_384", 1536: "embedding_1536"}[provider.dimensions]
+    make_vector = make_vector or (lambda: _vector(rng, provider.dimensions))
     with ctx.db.session() as session:
         delete_source(session, source)
         sid = session.execute(
@@ -193,55 +219,89 @@ def _insert_chunks(ctx: AppContext, provider, count: int, vectors: str) -> None:
                 "INSERT INTO docs_sources (name, location, embedding_model, embedding_dimensions) "
                 "VALUES (:n, :loc, :m, :d) RETURNING id"
             ),
-            {"n": source, "loc": f"synthetic {vectors}", "m": provider.model, "d": provider.dimensions},
+            {"n": source, "loc": location, "m": provider.model, "d": provider.dimensions},
         ).scalar_one()
-    pages = max(count // 10, 1)
-    batch = 2000
-    try:
-        for start in range(0, count, batch):
-            stop = min(start + batch, count)
-            with ctx.db.session() as session:
-                first_page = start // 10
-                page_ids = (
-                    session.execute(
-                        text(
-                            "INSERT INTO docs_pages (source_id, url, title, content_hash, text) "
-                            "SELECT :s, 'synthetic://' || g, 'page ' || g, '', '' "
-                            "FROM generate_series(:a, :b) g ORDER BY g RETURNING id"
-                        ),
-                        {"s": sid, "a": first_page, "b": (stop - 1) // 10},
-                    )
-                    .scalars()
-                    .all()
+    for start in range(0, count, 2000):
+        stop = min(start + 2000, count)
+        with ctx.db.session() as session:
+            page_ids = (
+                session.execute(
+                    text(
+                        "INSERT INTO docs_pages (source_id, url, title, content_hash, text) "
+                        "SELECT :s, 'synthetic://' || g, 'page ' || g, '', '' "
+                        "FROM generate_series(:a, :b) g ORDER BY g RETURNING id"
+                    ),
+                    {"s": sid, "a": start // 10, "b": (stop - 1) // 10},
                 )
-                rows = [
+                .scalars()
+                .all()
+            )
+            session.execute(
+                text(
+                    f"INSERT INTO docs_chunks (page_id, source_id, ordinal, heading, text, tsv, {column}) "
+                    "VALUES (:p, :s, :o, 'synthetic', :t, to_tsvector('english', :t), CAST(:v AS vector))"
+                ),
+                [
                     {
-                        "p": page_ids[i // 10 - first_page],
+                        "p": page_ids[i // 10 - start // 10],
                         "s": sid,
                         "o": i,
                         "t": " ".join(rng.choice(vocab) for _ in range(120)),
                         "v": make_vector(),
                     }
                     for i in range(start, stop)
-                ]
-                session.execute(
-                    text(
-                        f"INSERT INTO docs_chunks (page_id, source_id, ordinal, heading, text, tsv, {column}) "
-                        "VALUES (:p, :s, :o, 'synthetic', :t, to_tsvector('english', :t), CAST(:v AS vector))"
-                    ),
-                    rows,
-                )
-    except BaseException:
-        with ctx.db.session() as session:
-            delete_source(session, source)
-        raise
+                ],
+            )
     with ctx.db.session() as session:
         refresh_term_stats(session, sid)
-        session.execute(text("ANALYZE docs_chunks"))
-    print(
-        f"built a synthetic index of {count} chunks ({pages} pages, {vectors} vectors) "
-        f"in {time.perf_counter() - started:.0f} s"
-    )
+
+
+def bench_reindex_churn(ctx: AppContext, provider, count: int, repeats: int) -> None:
+    """Index size and vector search latency: a kept source beside ``count`` synthetic chunks, after deleting
+    those (and VACUUM), and after the automatic rebuild (``heal_docs_indexes``, the default policy)."""
+    rng = random.Random(13)
+    vocab = _vocabulary(ctx)
+    index = DOCS_HNSW_INDEXES[provider.dimensions].name
+    queries = [q["q"] for q in QUESTIONS]
+    vectors = {q: provider.embed([q])[0] for q in queries}
+    kept = 7000  # about the PostgreSQL manual (6,996 chunks), the source the earlier bloat was measured beside
+
+    def measure(label: str) -> None:
+        with ctx.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE docs_chunks"))
+            size = conn.execute(text("SELECT pg_relation_size(to_regclass(:n))"), {"n": index}).scalar_one()
+            live = conn.execute(text("SELECT count(*) FROM docs_chunks")).scalar_one()
+        print(f"  {label}: {live} chunks, {index} {size / 1_048_576:.1f} MB")
+        # On a small table the planner may prefer an exact scan to the index; forcing the index shows its state.
+        for forced in (False, True):
+            with ctx.db.session() as session:
+                if forced:
+                    session.execute(text("SELECT set_config('enable_seqscan', 'off', true)"))
+                samples = timed(
+                    lambda q, s=session: search_docs(s, provider, q, limit=10, mode="vector", query_vector=vectors[q]),
+                    queries,
+                    repeats,
+                )
+            how = "HNSW forced     " if forced else "planner's choice"
+            print(f"    vector search, {how} {percentiles(samples)}")
+
+    started = time.perf_counter()
+    _insert_synthetic_source(ctx, provider, "bench-kept", kept, rng, vocab)
+    _insert_synthetic_source(ctx, provider, "bench-churn", count, rng, vocab)
+    print(f"built {kept} kept + {count} synthetic chunks in {time.perf_counter() - started:.0f} s")
+    try:
+        measure("kept + synthetic")
+        with ctx.db.session() as session:
+            delete_source(session, "bench-churn")  # commits without the automatic rebuild
+        measure("synthetic deleted, VACUUM")
+        for result in heal_docs_indexes(ctx.db):
+            print(f"  heal: {result.summary()}")
+        measure("after the automatic rebuild")
+    finally:
+        with ctx.db.session() as session:
+            delete_source(session, "bench-churn")
+            delete_source(session, "bench-kept")
+        heal_docs_indexes(ctx.db)
 
 
 def bench_messages(ctx: AppContext, provider, count: int, repeats: int, keep: bool) -> None:
@@ -437,6 +497,9 @@ def main() -> int:
         help="synthetic chunk vectors scattered around the real chunks' (default) or uniformly random (worst case)",
     )
     parser.add_argument("--messages", type=int, default=0)
+    parser.add_argument(
+        "--reindex-churn", type=int, default=0, metavar="N", help="HNSW bloat and rebuild over N chunks"
+    )
     parser.add_argument("--skip-docs", action="store_true")
     parser.add_argument(
         "--keep",
@@ -466,6 +529,8 @@ def main() -> int:
         bench_synthetic_chunks(ctx, provider, args.synthetic_chunks, args.repeats, args.synthetic_vectors, args.keep)
     if args.messages:
         bench_messages(ctx, provider, args.messages, args.repeats, args.keep)
+    if args.reindex_churn:
+        bench_reindex_churn(ctx, provider, args.reindex_churn, args.repeats)
     print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 

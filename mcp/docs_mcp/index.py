@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from embeddings import EmbeddingProvider, check_compatible
 from sqlalchemy import text
@@ -20,9 +20,11 @@ from sqlalchemy.orm import Session
 from database import DatabaseConnection
 from database.docs_models import DOCS_VECTOR_COLUMNS
 from database.errors import AthenaeumError
+from database.vector_indexes import ReindexPolicy, ReindexResult
 from docs_mcp.chunking import Chunk, chunk_document
 from docs_mcp.crawl import CrawlReport
 from docs_mcp.documents import Document
+from docs_mcp.reindex import heal_docs_indexes
 
 #: Chunks embedded (and committed) together: enough that sorting them by length leaves little padding.
 EMBED_BATCH_CHUNKS = 256
@@ -48,6 +50,8 @@ class IngestStats:
     chunks_written: int = 0
     pages_failed: int = 0
     seconds: float = 0.0
+    #: The vector index checks after the ingest (rebuilt when enough chunks were deleted or replaced).
+    index_upkeep: list[ReindexResult] = field(default_factory=list)
 
     @property
     def pages_per_second(self) -> float:
@@ -94,6 +98,8 @@ class DocsIndexer:
         location: the folder or URL the source comes from (shown by ``docs sources``).
         rebuild: drop the source's pages first and re-embed everything (to change models).
         on_progress: called after each page.
+        batch_chunks: chunks embedded and committed together.
+        reindex_policy: when the vector indexes are rebuilt after the ingest (``None``: never).
     """
 
     def __init__(
@@ -106,6 +112,7 @@ class DocsIndexer:
         rebuild: bool = False,
         on_progress: ProgressFn | None = None,
         batch_chunks: int = EMBED_BATCH_CHUNKS,
+        reindex_policy: ReindexPolicy | None = ReindexPolicy(),  # noqa: B008 (frozen, so sharing it is safe)
     ) -> None:
         self._db = db
         self._provider = provider
@@ -114,6 +121,7 @@ class DocsIndexer:
         self._rebuild = rebuild
         self._on_progress = on_progress or (lambda pages, chunks: None)
         self._batch_chunks = batch_chunks
+        self._reindex_policy = reindex_policy
         self._column = vector_column(provider.dimensions)
 
     def ingest(self, documents: Iterable[Document], report: CrawlReport | None = None) -> IngestStats:
@@ -173,6 +181,10 @@ class DocsIndexer:
                 {"s": source_id, "loc": self._location},
             )
         stats.pages_deleted = len(gone)
+        if self._reindex_policy is not None and (changed or gone):
+            # Replaced and deleted chunks leave dead entries in the HNSW graph; past the policy's share, a
+            # concurrent rebuild makes the index small and fast again (see ``docs_mcp.reindex``).
+            stats.index_upkeep = heal_docs_indexes(self._db, self._reindex_policy)
         stats.seconds = time.monotonic() - started
         return stats
 
@@ -292,6 +304,23 @@ def term_stats_current(session: Session, source_id: int) -> bool:
 
 
 def delete_source(session: Session, name: str) -> bool:
-    """Delete a source with its pages and chunks; whether it existed."""
+    """Delete a source with its pages and chunks; whether it existed (see :func:`remove_source`)."""
     result = session.execute(text("DELETE FROM docs_sources WHERE name = :n"), {"n": name})
     return bool(getattr(result, "rowcount", 0))
+
+
+def remove_source(
+    db: DatabaseConnection,
+    name: str,
+    reindex_policy: ReindexPolicy | None = ReindexPolicy(),  # noqa: B008
+) -> tuple[bool, list[ReindexResult]]:
+    """Delete a source and commit, then rebuild the vector indexes if that left too many dead entries.
+
+    Returns:
+        Whether the source existed, and the index checks (empty when it did not or ``reindex_policy`` is None).
+    """
+    with db.session() as session:
+        existed = delete_source(session, name)
+    if not existed or reindex_policy is None:
+        return existed, []
+    return existed, heal_docs_indexes(db, reindex_policy)

@@ -4,6 +4,11 @@ The ingestion path enqueues ``EMBED_EVENT_TYPE`` (payload ``{}``, dedupe key per
 runs :func:`process_embed_event`, which embeds whatever messages lack an up-to-date vector. The same function
 backs ``python athenaeum.py mcp embed-messages``. Both are idempotent: a message whose text hash matches its
 stored vector is skipped; an edited message is re-embedded.
+
+Switching the embedding model re-embeds every message: each update leaves a dead entry in the HNSW index of
+the old vector, so the backfill ends with :func:`heal_message_indexes` (rebuild once dead entries pass the
+policy, see ``database.vector_indexes``). The worker job does not: a rebuild of a large index can outlast a
+lease; the next backfill, or ``mcp embed-messages``, catches up.
 """
 
 from __future__ import annotations
@@ -16,11 +21,22 @@ from sqlalchemy import text
 
 from database import DatabaseConnection
 from database.slack_embedding_models import MESSAGE_VECTOR_COLUMNS
+from database.vector_indexes import HnswIndex, ReindexPolicy, ReindexResult, heal_indexes
 
 EMBED_EVENT_TYPE = "slack_embed_messages"
 DEFAULT_BATCH = 256
 #: Per event: bounded so one job fits comfortably in a lease; the next event carries on.
 EVENT_MAX_MESSAGES = 2000
+#: The HNSW index of each vector column of ``slack_message_embeddings``.
+MESSAGE_HNSW_INDEXES = [
+    HnswIndex(f"ix_slack_message_embeddings_{column}", "slack_message_embeddings", column)
+    for column in MESSAGE_VECTOR_COLUMNS.values()
+]
+
+
+def heal_message_indexes(db: DatabaseConnection, policy: ReindexPolicy | None = None) -> list[ReindexResult]:
+    """Rebuild the message vector indexes whose dead entries passed ``policy``; failures are in the results."""
+    return heal_indexes(db.engine, MESSAGE_HNSW_INDEXES, policy)
 
 
 def embed_missing_messages(
