@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from embeddings import EmbeddingProvider, check_compatible
+from embeddings.background import BackgroundEmbedding
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -188,11 +189,31 @@ def search_docs(
     params: dict[str, object] = {"ids": list(sources), "pool": pool}
     ctes: list[str] = []
     arms: list[str] = []
+    keyword_params = {
+        "q": query,
+        "ids": list(sources),
+        "pool": pool,
+        "max_terms": MAX_QUERY_TERMS,
+        "postings": KEYWORD_POSTINGS,
+        "max_postings": max(KEYWORD_MAX_POSTINGS, KEYWORD_POSTINGS),
+        "prefilter": KEYWORD_PREFILTER,
+    }
+    keyword_first = False
     if use_vector:
         if provider is None:
             raise DocsQueryError("vector search needs an embedding provider")
         if query_vector is None:
-            query_vector = provider.embed([query])[0]
+            # Both arms: the keyword arm runs as a statement of its own while the query is embedded, which
+            # costs a round trip and saves the embedding's time; its ranks then join the main statement.
+            embedding = BackgroundEmbedding(provider, query)
+            if use_keyword:
+                keyword_first = True
+                ranked = session.execute(text(f"WITH {KEYWORD_CTES} SELECT id, rank, score FROM kw"), keyword_params)
+                found = ranked.all()
+                params.update(
+                    kw_ids=[r.id for r in found], kw_ranks=[r.rank for r in found], kw_scores=[r.score for r in found]
+                )
+            query_vector = embedding.result()
         params["qv"] = vector_literal(query_vector)
         if pool > HNSW_DEFAULT_EF_SEARCH or filtered:
             # A filter that drops rows needs the iterative scan, or the index can return fewer than ``pool``.
@@ -205,14 +226,14 @@ def search_docs(
             )
         ctes.append(_vector_cte(vector_column(provider.dimensions)))
         arms.append("SELECT id FROM vec")
-    if use_keyword:
-        params.update(
-            q=query,
-            max_terms=MAX_QUERY_TERMS,
-            postings=KEYWORD_POSTINGS,
-            max_postings=max(KEYWORD_MAX_POSTINGS, KEYWORD_POSTINGS),
-            prefilter=KEYWORD_PREFILTER,
+    if keyword_first:
+        ctes.append(
+            "kw AS (SELECT * FROM unnest(CAST(:kw_ids AS bigint[]), CAST(:kw_ranks AS bigint[]), "
+            "CAST(:kw_scores AS float8[])) AS k(id, rank, score))"
         )
+        arms.append("SELECT id FROM kw")
+    elif use_keyword:
+        params.update(keyword_params)
         ctes.append(KEYWORD_CTES)
         arms.append("SELECT id FROM kw")
     vec_cols = "vec.rank AS vrank, vec.distance" if use_vector else "NULL AS vrank, NULL AS distance"

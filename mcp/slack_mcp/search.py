@@ -24,11 +24,11 @@ again with every lexeme, so a selective filter never hides messages that hold on
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Any
 
 from embeddings import EmbeddingProvider
+from embeddings.background import BackgroundEmbedding
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -96,13 +96,14 @@ def search_messages(
     filters = " AND ".join(where)
     ranks: list[dict[tuple[str, str], int]] = []
     weights: list[float] = []
-    embedding = _QueryEmbedding(provider, query) if semantic_weight > 0 and provider is not None else None
+    # The query is embedded while PostgreSQL runs the keyword arm.
+    embedding = BackgroundEmbedding(provider, query) if semantic_weight > 0 and provider is not None else None
     if semantic_weight < 1:
         ranks.append(_keyword_ranks(session, query, filters, params, pool))
         weights.append(1 - semantic_weight)
     if embedding is not None:
         exact = channel is not None or user_id is not None
-        ranks.append(_vector_ranks(session, embedding.result(), filters, params, pool, exact))
+        ranks.append(_vector_ranks(session, (embedding.provider, embedding.result()), filters, params, pool, exact))
         weights.append(semantic_weight)
     scores: dict[tuple[str, str], float] = {}
     for arm, weight in zip(ranks, weights, strict=True):
@@ -141,35 +142,6 @@ def _keyword_ranks(
         rows = session.execute(sql, {**values, "postings": None}).all()
         found = [r for r in rows if r.channel_id is not None]
     return {(r.channel_id, r.ts): i for i, r in enumerate(found, 1)}
-
-
-class _QueryEmbedding:
-    """The query's embedding, computed on a thread while PostgreSQL runs the keyword arm.
-
-    The model and the database backend then use a core each instead of taking turns (both release the GIL).
-    """
-
-    def __init__(self, provider: EmbeddingProvider, query: str) -> None:
-        self.provider = provider
-        self._query = query
-        self._vector: list[float] | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="query-embedding", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._vector = self.provider.embed([self._query])[0]
-        except BaseException as exc:  # handed to the caller by result()
-            self._error = exc
-
-    def result(self) -> tuple[EmbeddingProvider, list[float]]:
-        """The provider and the vector; raises what embedding raised."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._vector is not None
-        return self.provider, self._vector
 
 
 def _vector_ranks(
