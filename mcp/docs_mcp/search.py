@@ -202,18 +202,18 @@ def search_docs(
     if use_vector:
         if provider is None:
             raise DocsQueryError("vector search needs an embedding provider")
-        if query_vector is None:
+        if query_vector is None and use_keyword:
             # Both arms: the keyword arm runs as a statement of its own while the query is embedded, which
             # costs a round trip and saves the embedding's time; its ranks then join the main statement.
             embedding = BackgroundEmbedding(provider, query)
-            if use_keyword:
-                keyword_first = True
-                ranked = session.execute(text(f"WITH {KEYWORD_CTES} SELECT id, rank, score FROM kw"), keyword_params)
-                found = ranked.all()
-                params.update(
-                    kw_ids=[r.id for r in found], kw_ranks=[r.rank for r in found], kw_scores=[r.score for r in found]
-                )
+            keyword_first = True
+            found = session.execute(text(f"WITH {KEYWORD_CTES} SELECT id, rank, score FROM kw"), keyword_params).all()
+            params.update(
+                kw_ids=[r.id for r in found], kw_ranks=[r.rank for r in found], kw_scores=[r.score for r in found]
+            )
             query_vector = embedding.result()
+        elif query_vector is None:
+            query_vector = provider.embed([query])[0]
         params["qv"] = vector_literal(query_vector)
         if pool > HNSW_DEFAULT_EF_SEARCH or filtered:
             # A filter that drops rows needs the iterative scan, or the index can return fewer than ``pool``.
