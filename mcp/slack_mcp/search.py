@@ -103,7 +103,8 @@ def search_messages(
         weights.append(1 - semantic_weight)
     if embedding is not None:
         exact = channel is not None or user_id is not None
-        ranks.append(_vector_ranks(session, (embedding.provider, embedding.result()), filters, params, pool, exact))
+        vector = embedding.result()
+        ranks.append(_vector_ranks(session, embedding.provider, vector, filters, params, pool, exact))
         weights.append(semantic_weight)
     scores: dict[tuple[str, str], float] = {}
     for arm, weight in zip(ranks, weights, strict=True):
@@ -146,7 +147,8 @@ def _keyword_ranks(
 
 def _vector_ranks(
     session: Session,
-    embedded: tuple[EmbeddingProvider, list[float]],
+    provider: EmbeddingProvider,
+    query_vector: list[float],
     filters: str,
     params: dict[str, Any],
     pool: int,
@@ -157,7 +159,6 @@ def _vector_ranks(
     ``exact`` scans the filtered messages instead of the HNSW index: for one channel's or one person's
     messages, which are few next to the whole store and would rarely be among its nearest neighbours.
     """
-    provider, query_vector = embedded
     column = {384: "embedding_384", 1536: "embedding_1536"}.get(provider.dimensions)
     if column is None:
         raise SlackQueryError(f"embeddings of {provider.dimensions} dimensions are not supported")
