@@ -4,9 +4,12 @@ A source records the embedding model and dimension its vectors were made with, s
 another model is refused instead of returning nonsense. Vectors live in one column per supported
 dimension (384: all-MiniLM-L6-v2, 1536: text-embedding-3-small) because an HNSW index needs a fixed
 dimension; each has a cosine HNSW index. ``tsv`` is written at insert (title and heading weighted above
-body text) and has a GIN index without a pending list (``fastupdate = off``: a pending list is scanned linearly
-by every search until a vacuum merges it). ``DocsTerm`` and ``DocsSource.chunk_count`` are the term statistics
-of the keyword search (document frequency per lexeme), rewritten at the end of every ingest.
+body text) and is indexed with ``source_id`` in one GIN index (``btree_gin``), so a search of one source reads
+only its postings; the index has no pending list (``fastupdate = off``: a pending list is scanned linearly by
+every search until a vacuum merges it). ``docs_chunks`` keeps its heap narrow (``toast_tuple_target``: text,
+tsvector and vector out of line) because the keyword search visits one heap row per posting it reads.
+``DocsTerm`` and ``DocsSource.chunk_count`` are the term statistics of the keyword search (document frequency
+per lexeme), rewritten at the end of every ingest.
 """
 
 from __future__ import annotations
@@ -79,8 +82,15 @@ class DocsChunk(Base):
 
     __table_args__ = (
         UniqueConstraint("page_id", "ordinal"),
-        Index("ix_docs_chunks_source_id", "source_id"),
-        Index("ix_docs_chunks_tsv", "tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
+        # Also serves lookups by source alone (deletes, counts): a b-tree on source_id would tempt the planner
+        # to match tsv row by row for a small source, which costs it nothing and de-TOASTs every row.
+        Index(
+            "ix_docs_chunks_source_id_tsv",
+            "source_id",
+            "tsv",
+            postgresql_using="gin",
+            postgresql_with={"fastupdate": "off"},
+        ),
         Index(
             "ix_docs_chunks_embedding_384",
             "embedding_384",
@@ -93,6 +103,7 @@ class DocsChunk(Base):
             postgresql_using="hnsw",
             postgresql_ops={"embedding_1536": "vector_cosine_ops"},
         ),
+        {"postgresql_with": {"toast_tuple_target": 128}},
     )
 
 
@@ -110,3 +121,5 @@ class DocsTerm(Base):
 
 # ``create_tables()`` (quick starts without Alembic) needs pgvector before the first vector column.
 event.listen(Base.metadata, "before_create", DDL("CREATE EXTENSION IF NOT EXISTS vector"))
+# ... and btree_gin before the (source_id, tsv) GIN index.
+event.listen(Base.metadata, "before_create", DDL("CREATE EXTENSION IF NOT EXISTS btree_gin"))

@@ -277,14 +277,14 @@ def refresh_term_stats(session: Session, source_id: int) -> None:
     session.execute(
         text(
             "INSERT INTO docs_terms (source_id, lexeme, df) SELECT :s, t.word, t.ndoc "
-            "FROM ts_stat(format('SELECT tsv FROM docs_chunks WHERE source_id = %s', CAST(:s AS bigint))) AS t"
+            "FROM ts_stat(format('SELECT tsv FROM docs_chunks WHERE source_id = %s::bigint', CAST(:s AS bigint))) AS t"
         ),
         {"s": source_id},
     )
     session.execute(
         text(
-            "UPDATE docs_sources SET chunk_count = (SELECT count(*) FROM docs_chunks WHERE source_id = :s) "
-            "WHERE id = :s"
+            "UPDATE docs_sources SET chunk_count = "
+            "(SELECT count(*) FROM docs_chunks WHERE source_id = CAST(:s AS bigint)) WHERE id = :s"
         ),
         {"s": source_id},
     )
@@ -295,7 +295,7 @@ def term_stats_current(session: Session, source_id: int) -> bool:
     return bool(
         session.execute(
             text(
-                "SELECT chunk_count = (SELECT count(*) FROM docs_chunks WHERE source_id = :s) "
+                "SELECT chunk_count = (SELECT count(*) FROM docs_chunks WHERE source_id = CAST(:s AS bigint)) "
                 "FROM docs_sources WHERE id = :s"
             ),
             {"s": source_id},

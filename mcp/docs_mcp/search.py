@@ -9,9 +9,10 @@ nothing) and ranks in two stages, so that it never ranks every chunk that contai
 
 1. candidates: the postings of the query's rarest lexemes (lexemes are taken until ``KEYWORD_POSTINGS`` are
    read; the last one is cut at ``KEYWORD_MAX_POSTINGS``, and a lexeme alone at ``KEYWORD_PREFILTER``), each
-   chunk scored by the summed IDF of the lexemes it has. Every posting costs a visit to the chunk's heap page
-   (the source filter, and visibility: a GIN index has no index-only scans), so the number read is the arm's
-   cost on a large source;
+   chunk scored by the summed IDF of the lexemes it has. The source is a key of the GIN index, so only the
+   searched sources' postings are read; each still costs a visit to the chunk's heap row (visibility: a GIN
+   index has no index-only scans), which is why that heap is kept narrow (``database/docs_models.py``) and why
+   the number read is the arm's cost on a large source;
 2. ranking: the best ``KEYWORD_PREFILTER`` candidates by the IDF-weighted ``ts_rank_cd`` of every query
    lexeme, title and heading matches weighted up.
 
@@ -336,8 +337,10 @@ KEYWORD_CTES = (
     # candidate score, so the first ``prefilter`` of its chunks (in table order) are as good as any: on a large
     # source that saves a heap visit per posting (thousands). With several lexemes, the last one stops at
     # ``max_postings`` in all.
+    # ``bigint[]``: with the column's own type the source filter is a key of the (source_id, tsv) GIN index, so
+    # the index returns only the source's postings (with int4 it would be a filter on every heap row read).
     "kw_cand AS (SELECT m.id FROM kw_gen g CROSS JOIN LATERAL (SELECT c.id FROM docs_chunks c "
-    "WHERE c.source_id = ANY(:ids) AND c.tsv @@ g.tsq "
+    "WHERE c.source_id = ANY(CAST(:ids AS bigint[])) AND c.tsv @@ g.tsq "
     "LIMIT CASE WHEN g.n = 1 THEN :prefilter ELSE :max_postings - g.before END) AS m "
     "GROUP BY m.id ORDER BY sum(g.idf) DESC, m.id LIMIT :prefilter), "
     # Each candidate's tsvector is decompressed once here (``|| ''`` makes a plain copy), not once per lexeme.

@@ -107,8 +107,8 @@ def test_a_source_filter_still_fills_the_pool_from_a_shared_vector_index(
     assert {hit.source for hit in both} == {"first", "second"} and len(both) == 28
 
 
-def keyword_postings_read(db: DatabaseConnection, question: str) -> int:
-    """Chunks the keyword arm's candidate stage reads for ``question``: EXPLAIN ANALYZE of the statement sent."""
+def keyword_plan(db: DatabaseConnection, question: str, source: str | None = None, *, no_seqscan: bool = False) -> dict:
+    """EXPLAIN ANALYZE (JSON) of the keyword arm's statement as ``search_docs`` sends it."""
     sent: list[tuple[str, object]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany) -> None:
@@ -118,21 +118,30 @@ def keyword_postings_read(db: DatabaseConnection, question: str) -> int:
     event.listen(db.engine, "before_cursor_execute", capture)
     try:
         with db.session() as session:
-            search_docs(session, None, question, mode="fulltext")
+            search_docs(session, None, question, source=source, mode="fulltext")
             statement, parameters = sent[-1]
             cursor = session.connection().connection.dbapi_connection.cursor()
+            if no_seqscan:  # a test table is small enough for a sequential scan to win; ask what the index can do
+                cursor.execute("SET LOCAL enable_seqscan = off")
             cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
-            plan = cursor.fetchone()[0][0]["Plan"]
+            return cursor.fetchone()[0][0]["Plan"]
     finally:
         event.remove(db.engine, "before_cursor_execute", capture)
 
-    def walk(node: dict) -> int:
-        # Every scan of the chunks but the lookups by id (of the candidates, and of the results) is the stage's.
-        own = node.get("Relation Name") == "docs_chunks" and "(id = " not in node.get("Index Cond", "")
-        rows = round(node["Actual Rows"] * node["Actual Loops"]) if own else 0
-        return rows + sum(walk(child) for child in node.get("Plans", []))
 
-    return walk(plan)
+def plan_nodes(node: dict) -> list[dict]:
+    """Every node of a plan, depth first."""
+    return [node, *(n for child in node.get("Plans", []) for n in plan_nodes(child))]
+
+
+def keyword_postings_read(db: DatabaseConnection, question: str) -> int:
+    """Chunks the keyword arm's candidate stage reads for ``question``."""
+    # Every scan of the chunks but the lookups by id (of the candidates, and of the results) is the stage's.
+    return sum(
+        round(node["Actual Rows"] * node["Actual Loops"])
+        for node in plan_nodes(keyword_plan(db, question))
+        if node.get("Relation Name") == "docs_chunks" and "(id = " not in node.get("Index Cond", "")
+    )
 
 
 def test_the_candidate_stage_reads_no_more_postings_than_it_can_use(
@@ -157,3 +166,26 @@ def test_the_candidate_stage_reads_no_more_postings_than_it_can_use(
     # Without the cap the common word's every posting is read.
     monkeypatch.setattr(search_module, "KEYWORD_MAX_POSTINGS", 10**6)
     assert keyword_postings_read(db, "tablespace rows") == 2 + row_chunks
+
+
+def test_a_source_filter_is_a_key_of_the_full_text_index(db: DatabaseConnection, tmp_path: Path) -> None:
+    # A small source inside a larger index: searching it must read only its postings from the GIN index, not
+    # every source's postings, each filtered out after a heap visit.
+    write(tmp_path / "big", {f"{copy}-{name}": text for copy in range(8) for name, text in DOCS.items()})
+    ingest(db, tmp_path / "big", "big")
+    write(tmp_path / "small", DOCS)
+    ingest(db, tmp_path / "small", "second")
+    nodes = plan_nodes(keyword_plan(db, "tablespace rows", source="second", no_seqscan=True))
+    index_scans = [n for n in nodes if n.get("Index Name") == "ix_docs_chunks_source_id_tsv"]
+    assert index_scans and all("source_id" in n["Index Cond"] for n in index_scans)
+    with db.session() as session:
+        # Each lexeme's postings are read on their own: a chunk with both counts twice.
+        second_postings = session.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE c.tsv @@ 'tablespac'::tsquery) "
+                "+ count(*) FILTER (WHERE c.tsv @@ 'row'::tsquery) "
+                "FROM docs_chunks c JOIN docs_sources s ON s.id = c.source_id WHERE s.name = 'second'"
+            )
+        ).scalar_one()
+    assert sum(round(n["Actual Rows"] * n["Actual Loops"]) for n in index_scans) == second_postings
+    assert not any(n.get("Rows Removed by Filter") for n in nodes if n.get("Relation Name") == "docs_chunks")
