@@ -9,10 +9,10 @@ nothing) and ranks in two stages, so that it never ranks every chunk that contai
 
 1. candidates: the postings of the query's rarest lexemes (lexemes are taken until ``KEYWORD_POSTINGS`` are
    read; the last one is cut at ``KEYWORD_MAX_POSTINGS``, and a lexeme alone at ``KEYWORD_PREFILTER``), each
-   chunk scored by the summed IDF of the lexemes it has. The source is a key of the GIN index, so only the
-   searched sources' postings are read; each still costs a visit to the chunk's heap row (visibility: a GIN
-   index has no index-only scans), which is why that heap is kept narrow (``database/docs_models.py``) and why
-   the number read is the arm's cost on a large source;
+   chunk scored by the summed IDF of the lexemes it has. When the searched sources are a small part of the
+   index, the source is a key of the GIN index scan, so other sources' postings are not read. Every posting
+   read costs a visit to its chunk's heap row (visibility: a GIN index has no index-only scans), which is why
+   that heap is kept narrow (``database/docs_models.py``) and why the number read is the arm's cost;
 2. ranking: the best ``KEYWORD_PREFILTER`` candidates by the IDF-weighted ``ts_rank_cd`` of every query
    lexeme, title and heading matches weighted up.
 
@@ -49,6 +49,10 @@ KEYWORD_POSTINGS = 4000
 KEYWORD_MAX_POSTINGS = 6000
 #: Keyword candidates ranked with ts_rank_cd (each costs one read of the chunk's tsvector per query lexeme).
 KEYWORD_PREFILTER = 100
+#: The searched sources' share of all chunks below which the source is a key of the full-text index scan. Above
+#: it, matching the source on the heap row (which the scan reads anyway) is cheaper: intersecting each lexeme's
+#: postings with a source's that cover most of the index costs more than it drops (measured: docs/benchmarks.md).
+SOURCE_KEY_MAX_SHARE = 0.5
 #: pgvector's default hnsw.ef_search; set per query only when the pool is larger.
 HNSW_DEFAULT_EF_SEARCH = 40
 
@@ -118,12 +122,19 @@ def list_sources(session: Session) -> list[SourceInfo]:
     ]
 
 
-def _searchable_sources(
-    session: Session, provider: EmbeddingProvider | None, source: str | None
-) -> tuple[dict[int, str], bool]:
-    """The sources to search (id to name), and whether other sources share their vector index (a filter)."""
+@dataclass(frozen=True)
+class _Scope:
+    """The sources a search covers, and how the two arms should restrict themselves to them."""
+
+    names: dict[int, str]  # id to name
+    vector_filtered: bool  # other sources share the vector index: the HNSW scan needs its iterative mode
+    keyword_filter: str  # the source condition of the keyword candidates (see ``SOURCE_KEY_MAX_SHARE``)
+
+
+def _searchable_sources(session: Session, provider: EmbeddingProvider | None, source: str | None) -> _Scope:
+    """The sources to search, checked against ``provider``'s model."""
     every = session.execute(
-        text("SELECT id, name, embedding_model, embedding_dimensions FROM docs_sources ORDER BY name")
+        text("SELECT id, name, embedding_model, embedding_dimensions, chunk_count FROM docs_sources ORDER BY name")
     ).all()
     rows = every
     if source is not None:
@@ -148,7 +159,14 @@ def _searchable_sources(
     filtered = any(
         r.id not in chosen and provider is not None and r.embedding_dimensions == provider.dimensions for r in every
     )
-    return chosen, filtered
+    share = sum(r.chunk_count for r in rows) / max(sum(r.chunk_count for r in every), 1)
+    if len(chosen) == len(every):
+        keyword_filter = "TRUE"
+    elif share < SOURCE_KEY_MAX_SHARE:
+        keyword_filter = "c.source_id = ANY(CAST(:ids AS bigint[]))"
+    else:  # ``+ 0``: not the indexed column, so matched on the heap row
+        keyword_filter = "c.source_id + 0 = ANY(CAST(:ids AS bigint[]))"
+    return _Scope(chosen, filtered, keyword_filter)
 
 
 def search_docs(
@@ -183,7 +201,8 @@ def search_docs(
     elif mode == "fulltext":
         semantic_weight = 0.0
     use_vector, use_keyword = semantic_weight > 0, semantic_weight < 1
-    sources, filtered = _searchable_sources(session, provider if use_vector else None, source)
+    scope = _searchable_sources(session, provider if use_vector else None, source)
+    sources, filtered = scope.names, scope.vector_filtered
     if not sources:
         return []
     pool = max(limit * POOL_FACTOR, MIN_POOL)
@@ -208,7 +227,9 @@ def search_docs(
             # costs a round trip and saves the embedding's time; its ranks then join the main statement.
             embedding = BackgroundEmbedding(provider, query)
             keyword_first = True
-            found = session.execute(text(f"WITH {KEYWORD_CTES} SELECT id, rank, score FROM kw"), keyword_params).all()
+            found = session.execute(
+                text(f"WITH {_keyword_ctes(scope.keyword_filter)} SELECT id, rank, score FROM kw"), keyword_params
+            ).all()
             params.update(
                 kw_ids=[r.id for r in found], kw_ranks=[r.rank for r in found], kw_scores=[r.score for r in found]
             )
@@ -235,7 +256,7 @@ def search_docs(
         arms.append("SELECT id FROM kw")
     elif use_keyword:
         params.update(keyword_params)
-        ctes.append(KEYWORD_CTES)
+        ctes.append(_keyword_ctes(scope.keyword_filter))
         arms.append("SELECT id FROM kw")
     vec_cols = "vec.rank AS vrank, vec.distance" if use_vector else "NULL AS vrank, NULL AS distance"
     kw_cols = "kw.rank AS krank, kw.score AS kscore" if use_keyword else "NULL AS krank, NULL AS kscore"
@@ -322,6 +343,11 @@ def _vector_cte(column: str) -> str:
     )
 
 
+def _keyword_ctes(source_filter: str) -> str:
+    """The keyword arm's CTEs, its candidates restricted to the searched sources by ``source_filter``."""
+    return KEYWORD_CTES.replace("{source_filter}", source_filter)
+
+
 # The keyword arm (see the module docstring). Lexemes are turned into a tsquery with a cast, not to_tsquery,
 # so they are matched as stored and not stemmed a second time.
 KEYWORD_CTES = (
@@ -337,10 +363,10 @@ KEYWORD_CTES = (
     # candidate score, so the first ``prefilter`` of its chunks (in table order) are as good as any: on a large
     # source that saves a heap visit per posting (thousands). With several lexemes, the last one stops at
     # ``max_postings`` in all.
-    # ``bigint[]``: with the column's own type the source filter is a key of the (source_id, tsv) GIN index, so
-    # the index returns only the source's postings (with int4 it would be a filter on every heap row read).
+    # {source_filter}: a key of the (source_id, tsv) GIN index for a small share of the chunks, so the index
+    # returns only their postings; ``bigint[]``, the column's own type, or it would not be a key.
     "kw_cand AS (SELECT m.id FROM kw_gen g CROSS JOIN LATERAL (SELECT c.id FROM docs_chunks c "
-    "WHERE c.source_id = ANY(CAST(:ids AS bigint[])) AND c.tsv @@ g.tsq "
+    "WHERE {source_filter} AND c.tsv @@ g.tsq "
     "LIMIT CASE WHEN g.n = 1 THEN :prefilter ELSE :max_postings - g.before END) AS m "
     "GROUP BY m.id ORDER BY sum(g.idf) DESC, m.id LIMIT :prefilter), "
     # Each candidate's tsvector is decompressed once here (``|| ''`` makes a plain copy), not once per lexeme.

@@ -189,3 +189,27 @@ def test_a_source_filter_is_a_key_of_the_full_text_index(db: DatabaseConnection,
         ).scalar_one()
     assert sum(round(n["Actual Rows"] * n["Actual Loops"]) for n in index_scans) == second_postings
     assert not any(n.get("Rows Removed by Filter") for n in nodes if n.get("Relation Name") == "docs_chunks")
+
+
+def test_a_large_source_is_matched_on_the_heap_row_and_every_source_not_at_all(
+    db: DatabaseConnection, tmp_path: Path
+) -> None:
+    # Intersecting each lexeme's postings with a source's that cover most of the index costs more than it
+    # drops: then the source is matched on the heap row the scan reads anyway, and not at all for every source.
+    write(tmp_path / "big", {f"{copy}-{name}": text for copy in range(8) for name, text in DOCS.items()})
+    ingest(db, tmp_path / "big", "big")
+    write(tmp_path / "small", DOCS)
+    ingest(db, tmp_path / "small", "second")
+    for source in ("big", None):
+        nodes = plan_nodes(keyword_plan(db, "tablespace rows", source=source, no_seqscan=True))
+        chunk_scans = [n for n in nodes if n.get("Relation Name") == "docs_chunks" and "(id = " not in str(n)]
+        index_scans = [n for n in nodes if n.get("Index Name") == "ix_docs_chunks_source_id_tsv"]
+        assert chunk_scans and index_scans
+        assert not any("source_id" in n["Index Cond"] for n in index_scans)
+        on_heap = any("source_id" in n.get("Filter", "") for n in chunk_scans)
+        assert on_heap == (source == "big"), chunk_scans
+    with db.session() as session:
+        hits = search_docs(session, None, "tablespace rows", source="big", limit=20, mode="fulltext")
+        everywhere = search_docs(session, None, "tablespace rows", limit=40, mode="fulltext")
+    assert hits and {hit.source for hit in hits} == {"big"}
+    assert {hit.source for hit in everywhere} == {"big", "second"}
