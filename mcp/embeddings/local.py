@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,8 @@ class LocalMiniLMProvider:
         model_sha256: the digest ``model_path`` must have.
         tokenizer_sha256: the digest ``tokenizer_path`` must have.
         batch_size: texts per forward pass.
-        threads: onnxruntime intra-op threads (``None``: one per core).
+        threads: onnxruntime intra-op threads for batches (``None``: one per core); a single text always
+            runs on one thread.
         max_tokens: word pieces read per text; the rest is cut off (cost grows a little faster than linearly).
 
     Raises:
@@ -99,7 +101,6 @@ class LocalMiniLMProvider:
         threads: int | None = None,
         max_tokens: int = MAX_TOKENS,
     ) -> None:
-        import onnxruntime
         from tokenizers import Tokenizer
 
         if not 8 <= max_tokens <= MODEL_MAX_TOKENS:
@@ -116,8 +117,22 @@ class LocalMiniLMProvider:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=max_tokens)
         self.max_tokens = max_tokens
+        self._model_path = model_path
+        self._threads = threads or os.cpu_count() or 1
+        self._session = self._new_session(self._threads)
+        # A single text (a search query) runs on a session of one thread, made on first use: it is as fast
+        # alone (4-6 ms either way on 2 cores), and a search embeds it while the database backend runs the
+        # keyword statement, which a second model thread would compete with for the cores (docs/benchmarks.md).
+        self._query_session: Any = self._session if self._threads == 1 else None
+        self._batch_size = batch_size
+        # The tokenizer's truncation state is shared; onnxruntime sessions are thread-safe.
+        self._lock = threading.Lock()
+
+    def _new_session(self, threads: int) -> Any:
+        import onnxruntime
+
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = threads
         # One operator at a time, each spread over all cores, with every graph fusion: the fastest of the
         # combinations measured on this model (see docs/benchmarks.md).
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
@@ -127,12 +142,9 @@ class LocalMiniLMProvider:
         # PostgreSQL, whose backend needs the cores the spinning threads would burn (message search p95
         # 26-31 -> 15-17 ms on 2 cores; batch embedding was no slower: docs/benchmarks.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = onnxruntime.InferenceSession(
-            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        return onnxruntime.InferenceSession(
+            str(self._model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
-        self._batch_size = batch_size
-        # The tokenizer's truncation state is shared; onnxruntime sessions are thread-safe.
-        self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed ``texts``, in order.
@@ -144,16 +156,19 @@ class LocalMiniLMProvider:
             return []
         with self._lock:
             encodings = self._tokenizer.encode_batch([t if t.strip() else " " for t in texts])
+            if len(texts) == 1 and self._query_session is None:
+                self._query_session = self._new_session(1)
+        session = self._query_session if len(texts) == 1 else self._session
         pieces = [e.ids for e in encodings]
         order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
         vectors: list[list[float] | None] = [None] * len(texts)
         for batch_indexes in batched(order, self._batch_size):
             batch = [pieces[i] for i in batch_indexes]
-            for index, vector in zip(batch_indexes, self._embed_batch(batch), strict=True):
+            for index, vector in zip(batch_indexes, self._embed_batch(session, batch), strict=True):
                 vectors[index] = vector
         return [v for v in vectors if v is not None]
 
-    def _embed_batch(self, pieces: Sequence[list[int]]) -> list[list[float]]:
+    def _embed_batch(self, session: Any, pieces: Sequence[list[int]]) -> list[list[float]]:
         width = max(len(p) for p in pieces)
         ids = np.zeros((len(pieces), width), dtype=np.int64)  # 0 is [PAD]
         mask = np.zeros((len(pieces), width), dtype=np.int64)
@@ -162,7 +177,7 @@ class LocalMiniLMProvider:
             mask[row, : len(piece)] = 1
         types = np.zeros_like(ids)
         try:
-            (hidden,) = self._session.run(
+            (hidden,) = session.run(
                 ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors

@@ -33,6 +33,17 @@ def test_local_model_is_deterministic_normalised_and_batch_independent(local: Lo
     assert similarity[0, 1] > similarity[0, 2] + 0.3  # a question is nearer its answer than an unrelated line
 
 
+def test_a_single_text_runs_on_one_thread_and_batches_on_all() -> None:
+    # A search embeds its query while the database works on the other core: one model thread, not two.
+    provider = LocalMiniLMProvider(threads=2)
+    batch = provider.embed(["CREATE INDEX builds an index on a column.", "The cat sat on the mat."])
+    assert provider._query_session is None  # made on first use only
+    alone = provider.embed(["CREATE INDEX builds an index on a column."])
+    assert provider._session.get_session_options().intra_op_num_threads == 2
+    assert provider._query_session.get_session_options().intra_op_num_threads == 1
+    assert np.allclose(batch[0], alone[0], atol=1e-5)
+
+
 def test_a_corrupt_model_file_is_refused_at_load(tmp_path: Path) -> None:
     corrupt = tmp_path / "model.onnx"
     shutil.copyfile(default_model_path(), corrupt)
