@@ -3,6 +3,7 @@ cleanup, and `docs reindex`."""
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from docs_mcp.crawl import CrawlReport, list_folder, read_folder
 from docs_mcp.index import DocsIndexer, IngestStats, remove_source
-from docs_mcp.reindex import DOCS_HNSW_INDEXES, UnknownSourceError, reindex_docs
+from docs_mcp.reindex import DOCS_HNSW_INDEXES, UnknownSourceError, reindex_docs, vacuum_docs_chunks
 from docs_mcp.search import search_docs
 from embeddings import build_provider
 from slack_mcp.embedding_jobs import MESSAGE_HNSW_INDEXES, embed_missing_messages, heal_message_indexes
@@ -143,6 +144,14 @@ def test_a_large_delete_rebuilds_the_index_smaller_and_search_still_finds_what_i
     assert index_state(db, INDEX_1536.name) == before_1536  # its column lost nothing
     assert churn(db, INDEX_384.name) == 0
     with db.session() as session:
+        # ... and the table was vacuumed and analyzed, so full text no longer visits the dead rows.
+        vacuumed = session.execute(
+            text(
+                "SELECT last_vacuum IS NOT NULL AND last_analyze IS NOT NULL, n_dead_tup "
+                "FROM pg_stat_user_tables WHERE relname = 'docs_chunks'"
+            )
+        ).one()
+        assert tuple(vacuumed) == (True, 0)
         assert invalid_leftovers(session.connection(), INDEX_384) == []
         for topic in (keep[0], keep[-1]):
             hits = search_docs(session, provider, f"This page explains {topic} in PostgreSQL.", limit=3, mode="vector")
@@ -308,3 +317,20 @@ def test_create_tables_installs_the_same_counting_triggers(empty_database_url: s
         assert churn(quick, INDEX_384.name) == 3
     finally:
         quick.dispose()
+
+
+def test_a_vacuum_that_cannot_get_its_lock_gives_up_and_says_so(db: DatabaseConnection) -> None:
+    # The vacuum after a large delete is upkeep: blocked past the lock timeout, it is logged, not raised.
+    logger, records = logging.getLogger("docs_mcp.reindex"), []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(text("LOCK TABLE docs_chunks IN SHARE UPDATE EXCLUSIVE MODE"))
+            assert vacuum_docs_chunks(db, 0.2) is False
+            conn.rollback()
+    finally:
+        logger.removeHandler(handler)
+    assert any("lock timeout" in r.getMessage() for r in records)
+    assert vacuum_docs_chunks(db, 0.2) is True
