@@ -13,7 +13,7 @@ visit to the chunk's heap row (a GIN index has no index-only scans). Two changes
   text and tsvector are read only for the few chunks a search returns or ranks.
 
 Existing rows are rewritten (``VACUUM FULL``, outside the migration's transaction) so they get the new layout.
-That locks ``docs_chunks`` and rebuilds its indexes, HNSW included: ~3 s for the PostgreSQL manual (7k chunks),
+That locks ``docs_chunks`` and rebuilds its indexes, HNSW included: ~2 s for the PostgreSQL manual (7k chunks),
 about 30 s per 100k chunks on 2 cores.
 
 ``btree_gin`` ships with PostgreSQL (contrib) and is a trusted extension: the database owner can create it.

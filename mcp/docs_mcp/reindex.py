@@ -29,8 +29,7 @@ DOCS_HNSW_INDEXES: dict[int, HnswIndex] = {
     dims: HnswIndex(f"ix_docs_chunks_{column}", "docs_chunks", column) for dims, column in DOCS_VECTOR_COLUMNS.items()
 }
 
-
-logger = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 
 class UnknownSourceError(AthenaeumError):
@@ -52,14 +51,17 @@ def vacuum_docs_chunks(db: DatabaseConnection, lock_timeout_seconds: float | Non
     """``VACUUM (ANALYZE) docs_chunks``; whether it ran (a lock wait past the timeout, or an error, is logged)."""
     try:
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            if lock_timeout_seconds is not None:
-                conn.execute(text("SELECT set_config('lock_timeout', :t, false)"), {"t": f"{lock_timeout_seconds}s"})
-            conn.execute(text("VACUUM (ANALYZE) docs_chunks"))
-            conn.execute(text("RESET lock_timeout"))
+            # VACUUM cannot run in a transaction, so the timeout is the session's: reset before the connection
+            # goes back to the pool, whatever happened.
+            conn.execute(text("SELECT set_config('lock_timeout', :t, false)"), {"t": f"{lock_timeout_seconds or 0}s"})
+            try:
+                conn.execute(text("VACUUM (ANALYZE) docs_chunks"))
+            finally:
+                conn.execute(text("RESET lock_timeout"))
         return True
     except DBAPIError as exc:
         # Autovacuum will get to it; searches are slower until then, not wrong.
-        logger.warning("vacuum of docs_chunks after a large delete failed: %s", str(exc.orig).strip().splitlines()[0])
+        _log.warning("vacuum of docs_chunks after a large delete failed: %s", str(exc.orig).strip().splitlines()[0])
         return False
 
 

@@ -333,4 +333,8 @@ def test_a_vacuum_that_cannot_get_its_lock_gives_up_and_says_so(db: DatabaseConn
     finally:
         logger.removeHandler(handler)
     assert any("lock timeout" in r.getMessage() for r in records)
+    # The timeout was the vacuum's alone: neither pooled connection (the lock holder's, the vacuum's) keeps it.
+    assert db.engine.pool.checkedin() == 2  # type: ignore[attr-defined]
+    with db.engine.connect() as first, db.engine.connect() as second:
+        assert {c.execute(text("SHOW lock_timeout")).scalar_one() for c in (first, second)} == {"0"}
     assert vacuum_docs_chunks(db, 0.2) is True
