@@ -13,7 +13,8 @@ transport); ``hybrid sql`` is the same search with the query already embedded (d
 ``embed q`` is the query embedding alone; ``tool path`` adds what the MCP tool does around the search (a pooled
 session with its pre-ping, read-only with a statement timeout, commit). Synthetic chunks take text drawn from
 the manual's vocabulary and vectors scattered around the manual's (``--synthetic-vectors random``: uniformly
-random, the worst case of a filtered HNSW scan); synthetic messages use random vectors. Synthetic rows are
+random, the worst case of a filtered HNSW scan); synthetic messages use random vectors unless
+``--message-vectors near-real`` scatters them around the manual's chunk embeddings. Synthetic rows are
 removed afterwards, unless ``--keep`` keeps them (chunks and messages) for the next run.
 """
 
@@ -308,17 +309,18 @@ def bench_reindex_churn(ctx: AppContext, provider, count: int, repeats: int) -> 
         heal_docs_indexes(ctx.db)
 
 
-def bench_messages(ctx: AppContext, provider, count: int, repeats: int, keep: bool) -> None:
+def bench_messages(ctx: AppContext, provider, count: int, repeats: int, keep: bool, vectors: str = "random") -> None:
     from slack_mcp.audience import Audience
     from slack_mcp.queries import Channel
     from slack_mcp.search import search_messages
 
     with ctx.db.session() as session:
         present = session.execute(text("SELECT count(*) FROM slack_messages WHERE channel_id LIKE 'CBENCH%'")).scalar()
-    if present != count:
-        _insert_messages(ctx, provider, count)
+        kind = session.execute(text("SELECT name FROM slack_channels WHERE id = 'CBENCH000'")).scalar()
+    if present != count or kind != _bench_channel_name(0, vectors):
+        _insert_messages(ctx, provider, count, vectors)
     else:
-        print(f"reusing {count} synthetic messages kept by an earlier --keep run")
+        print(f"reusing {count} synthetic messages ({vectors} vectors) kept by an earlier --keep run")
     queries = [q["q"] for q in QUESTIONS]
     with ctx.db.session() as session:
         newest = session.execute(text("SELECT max(created_at) FROM slack_messages WHERE channel_id LIKE 'CBENCH%'"))
@@ -435,12 +437,22 @@ def _delete_messages(ctx: AppContext) -> None:
         session.execute(text("DELETE FROM slack_channels WHERE id LIKE 'CBENCH%'"))
 
 
-def _insert_messages(ctx: AppContext, provider, count: int) -> None:
-    """``count`` synthetic messages in 50 channels (every tenth private), with random embeddings."""
+def _bench_channel_name(i: int, vectors: str) -> str:
+    """A synthetic channel's name, which also records the kind of vectors its messages got."""
+    return f"cbench{i:03d}" if vectors == "random" else f"cbench{i:03d}-{vectors}"
+
+
+def _insert_messages(ctx: AppContext, provider, count: int, vectors: str = "random") -> None:
+    """``count`` synthetic messages in 50 channels (every tenth private), with random embeddings or (``near-real``)
+    embeddings scattered around the manual's chunks, as real messages about the same subjects would be."""
     _delete_messages(ctx)
     rng = random.Random(11)
     vocab = _vocabulary(ctx)
     column = {384: "embedding_384", 1536: "embedding_1536"}[provider.dimensions]
+    if vectors == "near-real":
+        vector = _near_real_vectors(ctx, rng, provider.dimensions, column)
+    else:
+        vector = lambda: _vector(rng, provider.dimensions)  # noqa: E731
     channels = [f"CBENCH{i:03d}" for i in range(50)]
     started = time.perf_counter()
     with ctx.db.session() as session:
@@ -449,7 +461,7 @@ def _insert_messages(ctx: AppContext, provider, count: int) -> None:
                 text(
                     "INSERT INTO slack_channels (id, name, is_private) VALUES (:id, :n, :p) ON CONFLICT (id) DO NOTHING"
                 ),
-                {"id": cid, "n": cid.lower(), "p": cid.endswith("7")},
+                {"id": cid, "n": _bench_channel_name(int(cid[6:]), vectors), "p": cid.endswith("7")},
             )
     base = datetime(2025, 1, 1, tzinfo=UTC)
     for start in range(0, count, 2000):
@@ -465,7 +477,7 @@ def _insert_messages(ctx: AppContext, provider, count: int) -> None:
                     "u": f"UBENCH{i % 200}",
                     "t": " ".join(rng.choice(vocab) for _ in range(rng.randint(5, 40))),
                     "model": provider.model,
-                    "v": _vector(rng, provider.dimensions),
+                    "v": vector(),
                 }
             )
         with ctx.db.session() as session:
@@ -485,7 +497,7 @@ def _insert_messages(ctx: AppContext, provider, count: int) -> None:
             )
     with ctx.db.session() as session:
         session.execute(text("ANALYZE slack_messages, slack_message_embeddings"))
-    print(f"inserted {count} synthetic messages in {time.perf_counter() - started:.0f} s")
+    print(f"inserted {count} synthetic messages ({vectors} vectors) in {time.perf_counter() - started:.0f} s")
 
 
 def main() -> int:
@@ -503,6 +515,13 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=0)
     parser.add_argument(
         "--reindex-churn", type=int, default=0, metavar="N", help="HNSW bloat and rebuild over N chunks"
+    )
+    parser.add_argument(
+        "--message-vectors",
+        choices=("random", "near-real"),
+        default="random",
+        help="synthetic message vectors: uniformly random (default, the worst case for HNSW) or scattered "
+        "around the manual's chunk embeddings",
     )
     parser.add_argument("--skip-docs", action="store_true")
     parser.add_argument(
@@ -532,7 +551,7 @@ def main() -> int:
     if args.synthetic_chunks:
         bench_synthetic_chunks(ctx, provider, args.synthetic_chunks, args.repeats, args.synthetic_vectors, args.keep)
     if args.messages:
-        bench_messages(ctx, provider, args.messages, args.repeats, args.keep)
+        bench_messages(ctx, provider, args.messages, args.repeats, args.keep, args.message_vectors)
     if args.reindex_churn:
         bench_reindex_churn(ctx, provider, args.reindex_churn, args.repeats)
     print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
