@@ -63,7 +63,13 @@ class SlackMessage(Base):
         # Thread context: every reply of (channel, thread_ts).
         Index("ix_slack_messages_thread", "channel_id", "thread_ts", postgresql_where=sa_text("thread_ts IS NOT NULL")),
         Index("ix_slack_messages_user_id", "user_id"),
-        Index("ix_slack_messages_search", "search", postgresql_using="gin"),
+        # A short pending list: every search scans it linearly (revision 0009).
+        Index(
+            "ix_slack_messages_search",
+            "search",
+            postgresql_using="gin",
+            postgresql_with={"gin_pending_list_limit": 64},
+        ),
     )
 
 

@@ -133,3 +133,17 @@ def test_without_statistics_every_lexeme_makes_candidates(
     texts = _search(store, "quiet deploy", limit=5)
     assert texts[0] == "a quiet deploy of the docs" and len(texts) == 5
     assert [p["postings"] for p in keyword_statements] == [1]
+
+
+def test_the_full_text_index_keeps_a_short_pending_list(db: DatabaseConnection) -> None:
+    # Every search scans the GIN pending list linearly; messages arrive all the time, so it must stay short.
+    with db.session() as s:
+        s.execute(text("CREATE EXTENSION IF NOT EXISTS pgstattuple"))
+        s.execute(text("INSERT INTO slack_channels (id, name) VALUES ('C0BULK', 'bulk')"))
+        for n in range(2000):
+            _insert(s, "C0BULK", 10_000 + n, f"message {n} about deploys rollbacks lexemes and word{n % 97}")
+    with db.session() as s:
+        pending_kb = s.execute(text("SELECT pending_pages * 8 FROM pgstatginindex('ix_slack_messages_search')"))
+        assert pending_kb.scalar_one() <= 64 + 8  # the limit, plus the page being filled
+        options = s.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'ix_slack_messages_search'"))
+        assert options.scalar_one() == ["gin_pending_list_limit=64"]
