@@ -133,10 +133,11 @@ class LocalMiniLMProvider:
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
-        # One operator at a time, each spread over all cores, with every graph fusion: the fastest of the
-        # combinations measured on this model (see docs/benchmarks.md).
+        # One operator at a time, each spread over the session's threads. Basic graph optimizations only: on this
+        # int8 model the extended fusions were slower, in alternating runs 52.4 against 54.8 chunks/s and 6.1
+        # against 5.6 ms a query, with the same vectors (cosine > 0.9999998; docs/benchmarks.md).
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
         options.log_severity_level = 3
         # Idle pool threads sleep instead of spinning: the query path embeds one question and then waits on
         # PostgreSQL, whose backend needs the cores the spinning threads would burn (message search p95
