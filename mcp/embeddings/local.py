@@ -80,7 +80,7 @@ class LocalMiniLMProvider:
         tokenizer_sha256: the digest ``tokenizer_path`` must have.
         batch_size: texts per forward pass.
         threads: onnxruntime intra-op threads for batches (``None``: one per core); a single text always
-            runs on one thread.
+            runs on a session of one thread.
         max_tokens: word pieces read per text; the rest is cut off (cost grows a little faster than linearly).
 
     Raises:
@@ -120,10 +120,11 @@ class LocalMiniLMProvider:
         self._model_path = model_path
         self._threads = threads or os.cpu_count() or 1
         self._session = self._new_session(self._threads)
-        # A single text (a search query) runs on a session of one thread, made on first use: it is as fast
-        # alone (4-6 ms either way on 2 cores), and a search embeds it while the database backend runs the
-        # keyword statement, which a second model thread would compete with for the cores (docs/benchmarks.md).
-        self._query_session: Any = self._session if self._threads == 1 else None
+        # A single text (a search query) runs on a session of one thread: it is as fast alone (4-6 ms either
+        # way on 2 cores), and a search embeds it while the database backend runs the keyword statement, which
+        # a second model thread would compete with for the cores (docs/benchmarks.md). Made here, not on first
+        # use, so that the first search does not wait ~0.15 s for it.
+        self._query_session: Any = self._session if self._threads == 1 else self._new_session(1)
         self._batch_size = batch_size
         # The tokenizer's truncation state is shared; onnxruntime sessions are thread-safe.
         self._lock = threading.Lock()
@@ -157,8 +158,6 @@ class LocalMiniLMProvider:
             return []
         with self._lock:
             encodings = self._tokenizer.encode_batch([t if t.strip() else " " for t in texts])
-            if len(texts) == 1 and self._query_session is None:
-                self._query_session = self._new_session(1)
         session = self._query_session if len(texts) == 1 else self._session
         pieces = [e.ids for e in encodings]
         order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))

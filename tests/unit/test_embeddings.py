@@ -37,8 +37,8 @@ def test_a_single_text_runs_on_one_thread_and_batches_on_all() -> None:
     # A search embeds its query while the database works on the other core: one model thread, not two.
     provider = LocalMiniLMProvider(threads=2)
     batch = provider.embed(["CREATE INDEX builds an index on a column.", "The cat sat on the mat."])
-    assert provider._query_session is None  # made on first use only
     alone = provider.embed(["CREATE INDEX builds an index on a column."])
+    assert provider._query_session is not provider._session
     assert provider._session.get_session_options().intra_op_num_threads == 2
     assert provider._query_session.get_session_options().intra_op_num_threads == 1
     assert np.allclose(batch[0], alone[0], atol=1e-5)
